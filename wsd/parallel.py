@@ -1,0 +1,57 @@
+"""Run independent tasks (one per input file or per chunk of rows) serially, on local
+processes (``--workers N``) or on a Dask distributed cluster (``--scheduler ADDRESS``).
+
+Tasks are plain picklable callables' arguments; results come back to ``on_result`` in
+completion order (callers sort by task index when order matters). Any exception in a task
+stops the run: pending tasks are cancelled and the exception is re-raised in the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+
+def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 1,
+              scheduler: str | None = None,
+              on_result: Callable[[Any], None] | None = None) -> list:
+    tasks = list(tasks)
+    results = []
+
+    def done(r):
+        results.append(r)
+        if on_result:
+            on_result(r)
+
+    if scheduler:
+        from distributed import Client, as_completed
+
+        with Client(scheduler, set_as_default=False) as client:
+            futures = client.map(fn, tasks, pure=False, retries=2)
+            try:
+                for fut in as_completed(futures):
+                    done(fut.result())
+            except BaseException:
+                client.cancel(futures)
+                raise
+        return results
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            done(fn(t))
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending = {pool.submit(fn, t) for t in tasks}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in finished:
+                    done(fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return results

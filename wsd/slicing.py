@@ -1,0 +1,127 @@
+"""Coordinator of ``wsd slice``: plan one task per recording, run them (serially, on local
+processes or on Dask), join the shards into one windows file.
+
+Kept apart from the command module so that scripts and the distributed runner can call it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from wsd.errors import BadInputError, UsageError, WsdError
+from wsd.spectrogram import DTYPES, SpectrogramParams
+
+JOIN_MODES = ("auto", "merge", "virtual")
+#: ``--join auto`` copies the windows into one file below this size, maps shards above it.
+MERGE_LIMIT_BYTES = 2 << 30
+
+
+@dataclass(frozen=True)
+class SliceParams:
+    """Everything ``wsd slice`` was asked to do (saved as the output's root attributes)."""
+
+    spectrogram: SpectrogramParams
+    dtype: str = "float16"
+    labels: str | None = None
+    join: str = "auto"
+    workers: int = 1
+    skip_bad: bool = False
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)} (got {self.dtype})")
+        if self.join not in JOIN_MODES:
+            raise UsageError(f"--join must be one of {', '.join(JOIN_MODES)} (got {self.join})")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {self.workers})")
+
+    def as_attrs(self) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "spectrogram"}
+        return {**self.spectrogram.as_dict(), **d}
+
+
+def common_rate(files: list[Path], skip_bad: bool) -> int:
+    """The one native sample rate shared by ``files`` (probing headers only).
+
+    Unreadable files raise, or under ``skip_bad`` are left for the slicer to record."""
+    from wsd.audio import probe
+
+    rates: dict[int, list[str]] = {}
+    for f in files:
+        try:
+            rates.setdefault(probe(f).sample_rate, []).append(str(f))
+        except WsdError:
+            if not skip_bad:
+                raise
+    if len(rates) > 1:
+        desc = "; ".join(f"{r} Hz: {v[0]}" + (f" and {len(v) - 1} more" if len(v) > 1 else "")
+                         for r, v in sorted(rates.items()))
+        raise UsageError(f"inputs have different sample rates ({desc}); pass --sample-rate HZ "
+                         "to resample every file to one rate")
+    if not rates:
+        raise BadInputError("no input file could be read")
+    return next(iter(rates))
+
+
+def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[str], *,
+              force: bool, scheduler: str | None = None, label_table=None,
+              report=None) -> dict:
+    """Slice ``files`` into the windows file ``out``. Returns a summary dict.
+
+    ``report`` receives events: ("start", n_files), ("file", SliceResult),
+    ("join", n_windows). Bad files raise unless ``params.skip_bad``.
+    """
+    from wsd.jobs import SliceResult, SliceTask, bad_row, slice_file
+    from wsd.parallel import run_tasks
+    from wsd.store import atomic_output, check_output
+    from wsd.store.windows import join, remove_shards, shard_folder
+
+    report = report or (lambda *a: None)
+    check_output(out, force)
+    p = params.spectrogram
+    folder = shard_folder(out)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as e:
+        from wsd.errors import OutputError
+        raise OutputError(f"cannot create shard folder {folder} ({e.strerror})", out) from None
+    labelled = label_table is not None
+    tasks = [SliceTask(i, os.path.abspath(f), str(folder), p.as_dict(), params.dtype,
+                       tuple(label_table.for_file(f)) if labelled else (), labelled,
+                       params.skip_bad) for i, f in enumerate(files)]
+    report("start", len(tasks))
+    results: dict[int, SliceResult] = {}
+
+    def got(r):
+        results[r.index] = r
+        report("file", r)
+    run_tasks(slice_file, tasks, workers=params.workers, scheduler=scheduler, on_result=got)
+    entries = []
+    for t in tasks:
+        r = results[t.index]
+        entries.append((r.shard, None) if r.shard else (None, r.row or bad_row(t.path, "")))
+    n_ok = sum(1 for r in results.values() if r.shard)
+    if n_ok == 0:
+        raise BadInputError("no input file could be sliced (all were skipped as bad)")
+    n_win = sum(r.n_windows for r in results.values())
+    nbytes = n_win * p.frames * p.bins * (2 if params.dtype == "float16" else 4)
+    mode = params.join
+    if mode == "auto":
+        mode = "merge" if nbytes < MERGE_LIMIT_BYTES else "virtual"
+    header = {"params": params.as_attrs(), "spectrogram": p.as_dict(), "history": history}
+    report("join", n_win)
+    with atomic_output(out, force) as tmp:
+        join(tmp, out.name, entries, frames=p.frames, bins=p.bins, dtype=params.dtype,
+             freqs=p.freqs(), header=header, mode=mode,
+             row_names=["start_s", "end_s", "padded"] + (["label"] if labelled else []))
+    if mode == "merge":
+        remove_shards(out)
+    else:
+        remove_shards(out, keep={Path(r.shard).name for r in results.values() if r.shard})
+    return {"files": len(files), "ok": n_ok, "windows": n_win, "bytes": nbytes, "mode": mode,
+            "reused": sum(r.reused for r in results.values()),
+            "padded": sum(r.padded for r in results.values()),
+            "truncated": sum(1 for r in results.values() if r.row and r.row["status"] == "truncated"),
+            "bad": [(r.path, r.error) for r in results.values() if r.error]}

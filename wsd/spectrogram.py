@@ -1,0 +1,196 @@
+"""Log-magnitude spectrogram windows, computed block by block.
+
+Conventions (documented in man/wsd-slice.1 and the README):
+
+* Frames are not centred: frame ``i`` covers samples ``[i*hop_length, i*hop_length + n_fft)``
+  of the (resampled) signal, with a periodic Hann window.
+* Of the ``n_fft // 2 + 1`` rfft bins the last one (the Nyquist bin, exactly sr/2) is dropped,
+  so the default n_fft = 512 gives 256 bins: DC up to sr/2 - sr/512 (the Convnet V1 seed's
+  32 x 256 input). ``fmin``/``fmax`` then crop to the bins whose centre lies in [fmin, fmax].
+* Values are magnitude in dB re a full-scale sinusoid: ``20 log10(max(|X| * 2 / sum(w),
+  10**(floor_db/20)))``, so a sine of amplitude 1 reads about 0 dB and the floor is
+  ``floor_db`` (-100 dB by default; digital silence reads exactly the floor).
+* Window ``w`` holds frames ``[w*step, w*step + frames)``; it starts at sample
+  ``w*step*hop_length`` and ends at ``start + (frames-1)*hop_length + n_fft``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from scipy.signal import get_window
+
+from wsd.errors import UsageError
+
+DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class SpectrogramParams:
+    """Spectrogram and windowing settings; travel with every file and model."""
+
+    sample_rate: int
+    n_fft: int = 512
+    hop_length: int = 256
+    frames: int = 32
+    step: int = 32
+    fmin: float = 0.0
+    fmax: float | None = None
+    floor_db: float = -100.0
+    channel: str = "mix"
+
+    def __post_init__(self):
+        def need(cond, msg):
+            if not cond:
+                raise UsageError(msg)
+        need(self.sample_rate > 0, f"--sample-rate must be positive (got {self.sample_rate})")
+        need(self.n_fft >= 4, f"--n-fft must be at least 4 (got {self.n_fft})")
+        need(0 < self.hop_length, f"--hop-length must be positive (got {self.hop_length})")
+        need(self.frames >= 1, f"--frames must be at least 1 (got {self.frames})")
+        need(self.step >= 1, f"--step must be at least 1 (got {self.step})")
+        need(self.fmin >= 0, f"--fmin must be >= 0 (got {self.fmin})")
+        need(self.floor_db < 0, f"floor_db must be negative (got {self.floor_db})")
+        if self.fmax is not None:
+            need(self.fmax > self.fmin, f"--fmax ({self.fmax}) must be above --fmin ({self.fmin})")
+        need(len(self.bin_indices()) > 0,
+             f"no frequency bin lies in [{self.fmin}, {self.fmax}] Hz at "
+             f"{self.sample_rate} Hz with --n-fft {self.n_fft}")
+        if self.channel != "mix":
+            need(str(self.channel).isdigit(), f"--channel must be 'mix' or a channel number "
+                                              f"counted from 0 (got {self.channel!r})")
+
+    def bin_indices(self) -> np.ndarray:
+        """Indices into the rfft bins kept (Nyquist bin dropped, then cropped)."""
+        f = np.arange(self.n_fft // 2) * (self.sample_rate / self.n_fft)
+        hi = np.inf if self.fmax is None else self.fmax
+        return np.flatnonzero((f >= self.fmin) & (f <= hi))
+
+    def freqs(self) -> np.ndarray:
+        """Centre frequency in Hz of each kept bin, shape (bins,)."""
+        return self.bin_indices() * (self.sample_rate / self.n_fft)
+
+    @property
+    def bins(self) -> int:
+        return len(self.bin_indices())
+
+    @property
+    def window_samples(self) -> int:
+        """Samples spanned by one window."""
+        return (self.frames - 1) * self.hop_length + self.n_fft
+
+    def window_times(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end (s) of windows number ``w`` counted from a file's start."""
+        start = np.asarray(w, np.int64) * self.step * self.hop_length
+        return start / self.sample_rate, (start + self.window_samples) / self.sample_rate
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpectrogramParams":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if kw.get("fmax") is not None and not np.isfinite(kw["fmax"]):
+            kw["fmax"] = None
+        return cls(**kw)
+
+    def describe(self) -> str:
+        fmax = "sr/2" if self.fmax is None else f"{self.fmax:g}"
+        return (f"sample_rate={self.sample_rate} n_fft={self.n_fft} hop_length={self.hop_length} "
+                f"frames={self.frames} bins={self.bins} fmin={self.fmin:g} fmax={fmax} "
+                f"floor_db={self.floor_db:g}")
+
+    def comparable(self) -> dict:
+        """The settings that must agree between a model and the windows it reads."""
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "frames": self.frames, "bins": self.bins,
+                "fmin": float(self.fmin), "fmax": self.fmax, "floor_db": float(self.floor_db)}
+
+
+class Spectrogrammer:
+    """Turn a stream of sample blocks into windows of log spectrogram frames.
+
+    ``push(samples)`` returns the windows completed so far as ``(k, frames, bins)`` float32
+    and their window numbers ``(k,)``; ``finish(pad=True)`` zero-pads a stream too short for a
+    single window into one window (returned with ``padded=True``). Memory: one block plus one
+    window of frames.
+    """
+
+    def __init__(self, p: SpectrogramParams):
+        self.p = p
+        w = get_window("hann", p.n_fft, fftbins=True).astype(np.float32)
+        self._win = w
+        self._keep = p.bin_indices()
+        self._scale_db = 20 * np.log10(2.0 / float(w.sum()))
+        self._floor_power = 10 ** ((p.floor_db - self._scale_db) / 10)
+        self._samples = np.zeros(0, np.float32)
+        self._frames = np.zeros((0, p.bins), np.float32)
+        self._frame0 = 0  # frame number of _frames[0]
+        self._next_window = 0
+        self.n_samples = 0
+
+    def frames_db(self, x: np.ndarray) -> np.ndarray:
+        """All complete frames of ``x`` (1-D, starting on a frame boundary), (n, bins) dB."""
+        p = self.p
+        if len(x) < p.n_fft:
+            return np.zeros((0, p.bins), np.float32)
+        n = 1 + (len(x) - p.n_fft) // p.hop_length
+        fr = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[:: p.hop_length][:n]
+        spec = scipy.fft.rfft(fr * self._win, axis=1)[:, self._keep]
+        power = spec.real ** 2 + spec.imag ** 2
+        np.maximum(power, self._floor_power, out=power)
+        db = np.log10(power, out=power)
+        db *= 10
+        db += self._scale_db
+        return db.astype(np.float32, copy=False)
+
+    def _emit(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.p
+        avail = self._frame0 + len(self._frames)  # frames computed so far (exclusive end)
+        last = (avail - p.frames) // p.step  # last window number complete
+        if last < self._next_window:
+            empty = np.zeros((0, p.frames, p.bins), np.float32)
+            return empty, np.zeros(0, np.int64)
+        ws = np.arange(self._next_window, last + 1)
+        starts = ws * p.step - self._frame0
+        view = np.lib.stride_tricks.sliding_window_view(self._frames, p.frames, axis=0)
+        out = np.ascontiguousarray(view[starts].transpose(0, 2, 1))
+        self._next_window = last + 1
+        drop = min(self._next_window * p.step - self._frame0, len(self._frames))
+        self._frames = self._frames[drop:]
+        self._frame0 += drop
+        return out, ws
+
+    def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.n_samples += len(x)
+        buf = np.concatenate([self._samples, x]) if len(self._samples) else np.asarray(x, np.float32)
+        fr = self.frames_db(buf)
+        self._samples = buf[len(fr) * self.p.hop_length:]
+        if len(fr):
+            self._frames = np.concatenate([self._frames, fr]) if len(self._frames) else fr
+        return self._emit()
+
+    @property
+    def windows_done(self) -> int:
+        return self._next_window
+
+    def finish(self, pad: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Windows still pending; a stream with no window at all is zero-padded into one."""
+        if self._next_window > 0 or not pad or self.n_samples == 0:
+            empty = np.zeros((0, self.p.frames, self.p.bins), np.float32)
+            return empty, np.zeros(0, np.int64), False
+        short = self.p.window_samples - self.n_samples
+        n = self.n_samples
+        out, ws = self.push(np.zeros(short, np.float32))
+        self.n_samples = n
+        return out, ws, True
+
+
+def spectrogram_windows(x: np.ndarray, p: SpectrogramParams) -> np.ndarray:
+    """All windows of a whole 1-D signal at once, (n, frames, bins) (for tests and small data)."""
+    s = Spectrogrammer(p)
+    out, _ = s.push(np.asarray(x, np.float32))
+    return out

@@ -1,0 +1,196 @@
+"""Windows files: per-recording shards written while slicing, joined into one file.
+
+Every input recording is sliced into its own shard ``OUT.shards/NNNNNN-FINGERPRINT.h5``
+(written atomically), so an interrupted run, re-run, reuses finished shards and ends identical
+to an uninterrupted one. The joined output either copies the shards' windows into one
+self-contained file (``merge``; the shard folder is then removed) or maps them as an HDF5
+virtual dataset (``virtual``; no copy, the file must stay beside its shard folder, which
+``WsdFile`` checks on open with a clear error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from wsd.errors import WsdIOError
+from wsd.store import (STR, concat_sources, read_params, write_header, write_params,
+                       write_rows, write_sources, _open)
+
+CHUNK_BYTES = 1 << 20  # about 1 MB per chunk of windows
+
+
+def chunk_windows(frames: int, bins: int, itemsize: int) -> int:
+    """Windows per HDF5 chunk: about 1 MB, so runs of consecutive windows read fast."""
+    return max(1, CHUNK_BYTES // (frames * bins * itemsize))
+
+
+def shard_folder(out) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".shards")
+
+
+class ShardWriter:
+    """Write one recording's windows to ``final`` atomically (buffered in whole chunks)."""
+
+    def __init__(self, final, frames: int, bins: int, dtype: str):
+        self.final = Path(final)
+        self.tmp = self.final.with_name(f".{self.final.name}.{os.getpid()}.tmp")
+        self.dtype = np.dtype(dtype)
+        self.chunk = chunk_windows(frames, bins, self.dtype.itemsize)
+        try:
+            self.f = h5py.File(self.tmp, "w")
+        except OSError as e:
+            raise WsdIOError(f"cannot create shard ({e})", self.tmp) from None
+        self.ds = self.f.create_dataset("windows", shape=(0, frames, bins),
+                                        maxshape=(None, frames, bins), dtype=self.dtype,
+                                        chunks=(self.chunk, frames, bins))
+        self.n = 0
+        self._buf: list[np.ndarray] = []
+        self._nbuf = 0
+        self.start_s: list[np.ndarray] = []
+        self.end_s: list[np.ndarray] = []
+        self.padded: list[np.ndarray] = []
+
+    def _flush(self, final: bool = False) -> None:
+        if not self._nbuf:
+            return
+        data = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
+        k = len(data) if final else (len(data) // self.chunk) * self.chunk
+        if k == 0:
+            return
+        self.ds.resize(self.n + k, axis=0)
+        self.ds[self.n : self.n + k] = data[:k]
+        self.n += k
+        rest = data[k:]
+        self._buf = [rest] if len(rest) else []
+        self._nbuf = len(rest)
+
+    def append(self, windows: np.ndarray, start_s, end_s, padded: bool = False) -> None:
+        if len(windows) == 0:
+            return
+        self._buf.append(windows.astype(self.dtype, copy=False))
+        self._nbuf += len(windows)
+        self.start_s.append(np.asarray(start_s, np.float64))
+        self.end_s.append(np.asarray(end_s, np.float64))
+        self.padded.append(np.full(len(windows), bool(padded)))
+        if self._nbuf >= self.chunk:
+            self._flush()
+
+    def commit(self, source_row: dict, rows: dict[str, np.ndarray], params: dict) -> None:
+        """Write the per-window rows and the source row, close and rename into place."""
+        try:
+            self._flush(final=True)
+            cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+            write_rows(self.f, {"start_s": cat(self.start_s, np.float64),
+                                "end_s": cat(self.end_s, np.float64),
+                                "padded": cat(self.padded, bool), **rows})
+            write_sources(self.f, concat_sources([source_row]))
+            write_params(self.f, params)
+            self.f.close()
+            os.replace(self.tmp, self.final)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.f.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+def read_shard(path) -> tuple[dict, dict[str, np.ndarray], int]:
+    """(source row, per-window rows except windows, number of windows) of a finished shard."""
+    with _open(path) as f:
+        g = f["sources"]
+        row = {k: (g[k].asstr()[0] if g[k].dtype.kind == "O" else g[k][0].item()) for k in g}
+        rows = {k: (f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:])
+                for k in f if k not in ("windows", "sources")}
+        return row, rows, f["windows"].shape[0]
+
+
+def shard_params(path) -> dict:
+    with _open(path) as f:
+        return read_params(f)
+
+
+def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype: str,
+         freqs: np.ndarray, header: dict, mode: str, row_names: list[str], progress=None) -> int:
+    """Write the joined windows file to ``tmp_out``.
+
+    ``entries`` is one item per input in input order: either ``(shard_path, None)`` for a
+    finished shard or ``(None, source_row)`` for a file that yielded no windows (bad input
+    under --skip-bad). ``mode`` is "merge" (copy windows) or "virtual" (map the shards).
+    Returns the number of windows.
+    """
+    rows_all: dict[str, list] = {k: [] for k in ["source_id", *row_names]}
+    sources, counts, shards = [], [], []
+    for sid, (shard, row) in enumerate(entries):
+        if shard is not None:
+            row, rows, n = read_shard(shard)
+            for k in row_names:
+                rows_all[k].append(rows[k])
+            rows_all["source_id"].append(np.full(n, sid, np.int32))
+            shards.append((shard, n))
+        sources.append(row)
+    n_total = sum(n for _, n in shards)
+    dt = np.dtype(dtype)
+    chunk = chunk_windows(frames, bins, dt.itemsize)
+    with h5py.File(tmp_out, "w") as f:
+        write_header(f, "windows", header["params"], header["spectrogram"], header["history"])
+        f.attrs["layout"] = mode
+        write_sources(f, concat_sources(sources))
+        cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in rows_all.items()}
+        cat["source_id"] = cat["source_id"].astype(np.int32)
+        write_rows(f, cat)
+        shape = (n_total, frames, bins)
+        if mode == "virtual" and n_total:
+            lay = h5py.VirtualLayout(shape, dt)
+            off = 0
+            for shard, n in shards:
+                if n:
+                    rel = f"{out_name}.shards/{Path(shard).name}"
+                    lay[off : off + n] = h5py.VirtualSource(rel, "windows",
+                                                            shape=(n, frames, bins))
+                off += n
+            ds = f.create_virtual_dataset("windows", lay, fillvalue=np.nan)
+        else:
+            ds = f.create_dataset("windows", shape=shape, dtype=dt,
+                                  chunks=(min(chunk, n_total), frames, bins) if n_total else None)
+            off = 0
+            for shard, n in shards:
+                with _open(shard) as s:
+                    src = s["windows"]
+                    for a in range(0, n, chunk * 16):
+                        b = min(n, a + chunk * 16)
+                        ds[off + a : off + b] = src[a:b]
+                off += n
+                if progress:
+                    progress(n)
+        ds.attrs["units"] = "dB re full-scale sine"
+        ds.attrs["axes"] = "window, frame, frequency"
+        fq = f.create_dataset("freqs", data=np.asarray(freqs, np.float64))
+        fq.attrs["units"] = "Hz"
+        fq.make_scale("frequency")
+        ds.dims[2].attach_scale(fq)
+    return n_total
+
+
+def remove_shards(out, keep: set[str] | None = None) -> None:
+    """Delete the shard folder (or, with ``keep``, the shards not named in it)."""
+    folder = shard_folder(out)
+    if not folder.is_dir():
+        return
+    if keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for p in folder.iterdir():
+        if p.name not in keep:
+            with contextlib.suppress(OSError):
+                p.unlink()

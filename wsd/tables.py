@@ -1,0 +1,86 @@
+"""Tables for ``wsd export``: rows a spreadsheet, pandas or Raven reads, per kind of file.
+
+Each exporter takes an open :class:`wsd.store.WsdFile` and a format and yields lists of
+cells (the first one the header). Commands register their kind's exporter in ``EXPORTERS``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from wsd.errors import UsageError
+
+FORMATS = ("csv", "raven")
+RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
+                "Low Freq (Hz)", "High Freq (Hz)", "Begin Path", "File Offset (s)"]
+CHUNK = 65536
+
+
+def _paths(f) -> np.ndarray:
+    return np.asarray(f.sources["path"], dtype=object)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6f}".rstrip("0").rstrip(".") if np.isfinite(x) else ""
+
+
+def row_table(f, columns: dict[str, Callable[[slice], np.ndarray]]) -> Iterator[list[str]]:
+    """``path,start_s,end_s`` then ``columns`` for every row, read in chunks."""
+    paths = _paths(f)
+    yield ["path", "start_s", "end_s", *columns]
+    for a in range(0, f.n, CHUNK):
+        sel = slice(a, min(f.n, a + CHUNK))
+        sid, st, en = f.read("source_id", sel), f.read("start_s", sel), f.read("end_s", sel)
+        extra = [fn(sel) for fn in columns.values()]
+        for i in range(len(sid)):
+            cells = [paths[sid[i]], _fmt(st[i]), _fmt(en[i])]
+            for col in extra:
+                v = col[i]
+                cells.append(_fmt(v) if isinstance(v, (float, np.floating)) else str(v))
+            yield cells
+
+
+def raven_table(f, rows: Iterator[tuple[int, float, float, dict]],
+                extra: list[str]) -> Iterator[list[str]]:
+    """A Raven selection table; ``rows`` yields (source_id, start_s, end_s, {column: value})."""
+    paths = _paths(f)
+    spec = f.spectrogram or {}
+    lo = float(spec.get("fmin", 0.0))
+    hi = spec.get("fmax")
+    hi = float(hi) if hi is not None else float(spec.get("sample_rate", 0)) / 2
+    yield RAVEN_HEADER + extra
+    for k, (sid, a, b, vals) in enumerate(rows, start=1):
+        yield [str(k), "Spectrogram 1", "1", _fmt(a), _fmt(b), _fmt(lo), _fmt(hi),
+               paths[sid], _fmt(a)] + [str(vals.get(c, "")) for c in extra]
+
+
+def export_windows(f, fmt: str) -> Iterator[list[str]]:
+    has_label = f.has("label")
+    if fmt == "csv":
+        cols = {"label": (lambda sel: f.read("label", sel))} if has_label else {
+            "label": (lambda sel: np.full(sel.stop - sel.start, "", dtype=object))}
+        return row_table(f, cols)
+
+    def rows():
+        for a in range(0, f.n, CHUNK):
+            sel = slice(a, min(f.n, a + CHUNK))
+            sid, st, en = f.read("source_id", sel), f.read("start_s", sel), f.read("end_s", sel)
+            lab = f.read("label", sel) if has_label else [""] * len(sid)
+            for i in range(len(sid)):
+                yield int(sid[i]), float(st[i]), float(en[i]), {"Label": lab[i]}
+    return raven_table(f, rows(), ["Label"])
+
+
+EXPORTERS: dict[str, Callable] = {"windows": export_windows}
+
+
+def export(f, fmt: str) -> Iterator[list[str]]:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)} (got {fmt})")
+    fn = EXPORTERS.get(f.kind)
+    if fn is None:
+        raise UsageError(f"cannot export a {f.kind} file (exportable: "
+                         f"{', '.join(sorted(EXPORTERS))})", f.path)
+    return fn(f, fmt)
