@@ -11,7 +11,7 @@ from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
 
 
 def slice_cmd(
-    audio: List[str] = typer.Argument(..., metavar="AUDIO...", help="Audio files, folders "
+    audio: List[str] = typer.Argument(..., metavar="AUDIO", help="Audio files, folders "
                                       "(searched recursively), @LIST.txt (one path a line) or "
                                       "- (paths on stdin)."),
     output: Path = typer.Option(..., "--output", "-o", help="Windows file to write (.h5)."),

@@ -1,0 +1,35 @@
+# wsd: set-up, demo, tests, benchmarks, man pages.
+#   make setup   .venv/ with torch (CPU build) and wsd installed editable
+#   make demo    the whole pipeline on built-in synthetic example data (examples/)
+#   make test    the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench man clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned, so the range in pyproject.toml is met without a multi-GB download
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	$(MAKE) -C examples WSD=$(CURDIR)/$(BIN)/wsd PYTHON=$(CURDIR)/$(BIN)/python
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/slice.py
+
+man: setup
+	$(BIN)/python -m wsd.cli.manpage man
+
+clean:
+	rm -rf examples/out .pytest_cache

@@ -1,0 +1,67 @@
+"""Shared fixtures: generated audio, running the CLI in-process, the real-data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(autouse=True)
+def _threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+
+
+class Result:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"Result(code={self.code}, err={self.err!r})"
+
+
+@pytest.fixture
+def wsd(capsys):
+    """Run ``wsd ARGS`` in-process; return Result(code, stdout, stderr)."""
+    from wsd.cli.main import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return Result(code, cap.out, cap.err)
+    return run
+
+
+def tone(sr, seconds, freq=1000.0, amp=0.3, channels=1, seed=0):
+    """A sine plus a little noise, (n,) or (n, channels) float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(sr * seconds))) / sr
+    x = amp * np.sin(2 * np.pi * freq * t) + 0.001 * rng.standard_normal(len(t))
+    if channels > 1:
+        x = np.stack([x * (c + 1) / channels for c in range(channels)], axis=1)
+    return x.astype(np.float32)
+
+
+@pytest.fixture
+def audio_dir(tmp_path):
+    """Three short files at 22050 Hz: wav, flac and mp3."""
+    d = tmp_path / "audio"
+    d.mkdir()
+    sf.write(d / "a.wav", tone(22050, 2.0, 1000), 22050)
+    sf.write(d / "b.flac", tone(22050, 1.5, 3000, seed=1), 22050)
+    sf.write(d / "c.mp3", tone(22050, 1.0, 2000, seed=2), 22050)
+    return d
+
+
+def real_or_skip(*parts) -> Path:
+    p = REAL.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real recordings not found at {p} (they live in ../shared/data/real)")
+    return p
