@@ -1,0 +1,389 @@
+"""Tests of wsd.detection: silence detector, event merging, detector metrics."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from wsd.detection import (
+    SilenceParams,
+    decide,
+    detect_silence,
+    events_from_decisions,
+    frame_energy,
+)
+from wsd.metrics import best_threshold, binary_metrics, per_recording
+from wsd.errors import BadInputError, UsageError
+
+F, BINS, SR, HOP = 32, 256, 2000.0, 256
+HOP_S = HOP / SR
+FREQS = np.arange(BINS) * SR / (2 * BINS)
+
+
+def noise(n_frames, floor_db, rng):
+    """Noise spectrogram ``(n_frames, BINS)`` in dB around ``floor_db``."""
+    return (floor_db + rng.normal(0.0, 3.0, size=(n_frames, BINS))).astype(np.float32)
+
+
+def add_whistle(spec, lo, hi, floor_db, rng, level_db=20.0):
+    """A narrow frequency sweep (3 bins wide) over frames ``lo..hi``, ``level_db`` above noise."""
+    for t in range(lo, hi):
+        centre = 40 + (t - lo) % 60
+        spec[t, centre - 1 : centre + 2] = floor_db + level_db + rng.normal(0, 1.0, 3)
+
+
+def add_clicks(spec, lo, hi, every, floor_db, level_db=25.0):
+    """Single-frame broadband clicks every ``every`` frames in ``lo..hi``."""
+    spec[lo:hi:every] = floor_db + level_db
+
+
+def as_windows(spec):
+    n = spec.shape[0] // F
+    return spec[: n * F].reshape(n, F, BINS)
+
+
+# Layout in frames: silence, whistle (starting mid-window), silence, click train, silence.
+EVENTS = [(4 * F + 10, 10 * F + 5), (15 * F + 3, 19 * F - 2)]
+N_WIN = 24
+
+
+def recording(floor_db, seed):
+    rng = np.random.default_rng(seed)
+    spec = noise(N_WIN * F, floor_db, rng)
+    add_whistle(spec, *EVENTS[0], floor_db, rng)
+    add_clicks(spec, *EVENTS[1], every=7, floor_db=floor_db)
+    return as_windows(spec)
+
+
+def expected_activity():
+    """Per window: 1 if it overlaps an event, 0 if it is at least one window away, -1 otherwise."""
+    out = np.zeros(N_WIN, dtype=int)
+    for lo, hi in EVENTS:
+        first, last = lo // F, (hi - 1) // F
+        out[max(first - 1, 0) : last + 2] = -1
+        out[first : last + 1] = 1
+    return out
+
+
+def check_against_layout(silent):
+    exp = expected_activity()
+    np.testing.assert_array_equal(silent[exp == 1], False)
+    np.testing.assert_array_equal(silent[exp == 0], True)
+
+
+def test_finds_silent_gaps_calls_and_clicks():
+    w = recording(-80.0, seed=1)
+    starts = np.arange(N_WIN) * F * HOP_S
+    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), starts, hop_s=HOP_S)
+    check_against_layout(d.silent)
+    assert d.silent.shape == d.score.shape == d.active_frac.shape == (N_WIN,)
+    assert d.active.shape == (N_WIN, F)
+    # Floor is the 20th percentile of frame levels: the noise tail, a few dB above -80.
+    assert d.recordings.tolist() == [0] and -80 < d.floor_db[0] < -70
+    assert d.score[6] > 8 and d.score[0] < 8
+    # The clicks are single frames yet count as activity.
+    click_frames = np.arange(*EVENTS[1], 7)
+    assert d.active.reshape(-1)[click_frames].all()
+
+
+def test_nothing_silent_inside_a_continuous_varying_call():
+    rng = np.random.default_rng(2)
+    spec = noise(20 * F, -80.0, rng)
+    # Call from window 4 to 16, its level wandering between 12 and 20 dB above the noise.
+    for t in range(4 * F, 16 * F):
+        level = 16 + 4 * np.sin(t / 9.0)
+        c = 30 + (t // 3) % 150
+        spec[t, c - 1 : c + 2] = -80 + level
+    d = detect_silence(as_windows(spec), FREQS, np.zeros(20, int), np.arange(20) * F * HOP_S)
+    assert not d.silent[4:16].any()
+    assert d.active.reshape(-1)[4 * F : 16 * F].all()
+    assert d.silent[:3].all() and d.silent[17:].all()
+
+
+def test_recordings_with_different_floors_are_independent():
+    quiet, loud = recording(-80.0, seed=3), recording(-40.0, seed=4)
+    starts = np.arange(N_WIN) * F * HOP_S
+    w = np.concatenate([quiet, loud])
+    sid = np.repeat([7, 3], N_WIN)
+    st = np.concatenate([starts, starts])
+    perm = np.random.default_rng(5).permutation(2 * N_WIN)  # rows in any order
+    d = detect_silence(w[perm], FREQS, sid[perm], st[perm], hop_s=HOP_S)
+    silent = np.empty(2 * N_WIN, dtype=bool)
+    silent[perm] = d.silent
+    check_against_layout(silent[:N_WIN])
+    check_against_layout(silent[N_WIN:])
+    assert d.recordings.tolist() == [3, 7]
+    assert -40 < d.floor_db[0] < -30 and -80 < d.floor_db[1] < -70
+    # The quiet recording's whistle (-60 dB) sits below the loud one's noise, yet is found.
+    alone = detect_silence(quiet, FREQS, np.zeros(N_WIN, int), starts, hop_s=HOP_S)
+    np.testing.assert_array_equal(alone.silent, silent[:N_WIN])
+
+
+def levels(excess, floor=-60.0):
+    """Frame energies ``(1, len)`` with excesses over a floor given by mostly-zero padding."""
+    return (floor + np.asarray(excess, dtype=np.float32))[None, :]
+
+
+def frames_active(excess, params=SilenceParams(), pad=40):
+    """Activity of the given frames, preceded and followed by ``pad`` frames at the floor."""
+    seq = np.concatenate([np.zeros(pad), excess, np.zeros(pad)])
+    e = levels(seq)
+    d = decide(e, np.zeros(1, int), np.zeros(1), params)
+    assert d.floor_db[0] == pytest.approx(-60.0)
+    return d.active[0, pad : pad + len(excess)]
+
+
+def test_hysteresis_turns_on_above_on_db_and_off_below_off_db():
+    ex = [0, 7, 9, 6, 5, 7, 3, 7, 0]
+    # 7 alone does not switch on; 9 does; 6, 5, 7 hold it; 3 ends it; the last 7 is too low.
+    assert frames_active(ex).tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0]
+    p = SilenceParams(on_db=8.0, off_db=8.0, min_run_frames=1)
+    assert frames_active(ex, p).tolist() == [0, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_short_runs_are_dropped_unless_impulsive():
+    assert not frames_active([0, 9, 9, 0]).any()  # 2 frames < min_run_frames=3
+    assert frames_active([0, 9, 9, 9, 0]).tolist() == [0, 1, 1, 1, 0]
+    assert frames_active([0, 15, 0]).tolist() == [0, 1, 0]  # a click: >= click_db
+    p = SilenceParams(min_run_frames=1)
+    assert frames_active([0, 9, 0], p).tolist() == [0, 1, 0]
+
+
+def test_min_active_frac_sets_how_many_frames_a_window_needs():
+    e = np.full((2, F), -60.0, dtype=np.float32)
+    e[:, 0] = -60.0  # keep a floor
+    e[1, 10:14] = -50.0  # 4 active frames in window 1
+    pad = np.full((8, F), -60.0, dtype=np.float32)
+    energy = np.concatenate([e, pad])
+    st = np.arange(10) * F * HOP_S
+    sid = np.zeros(10, int)
+    assert decide(energy, sid, st, SilenceParams()).silent[:2].tolist() == [True, False]
+    strict = SilenceParams(min_active_frac=0.25)  # needs 8 of 32 frames
+    assert decide(energy, sid, st, strict).silent[:2].tolist() == [True, True]
+    d = decide(energy, sid, st, SilenceParams())
+    assert d.active_frac[1] == pytest.approx(4 / F)
+    assert d.score[1] == pytest.approx(10.0)
+
+
+def gap_case(gap_frames):
+    """Window 0 ends loud; window 1 follows after ``gap_frames`` at a level between off and on."""
+    e0 = np.full(F, -60.0, dtype=np.float32)
+    e0[-5:] = -50.0
+    e1 = np.full(F, -54.0, dtype=np.float32)  # 6 dB above the floor
+    tail = np.full((6, F), -60.0, dtype=np.float32)
+    energy = np.concatenate([e0[None], e1[None], tail])
+    st = np.array([0.0, F + gap_frames] + [2 * F + gap_frames + i * F for i in range(6)]) * HOP_S
+    return decide(energy, np.zeros(8, int), st, SilenceParams(), hop_s=HOP_S)
+
+
+def test_hysteresis_carries_over_short_gaps_and_resets_over_long_ones():
+    assert gap_case(0).active[1].all()  # contiguous: the call goes on
+    assert gap_case(F // 4).active[1].all()  # a gap shorter than a window: still carried
+    assert gap_case(F).active[1].all()  # exactly one window: carried
+    assert not gap_case(F + 1).active[1].any()  # longer than a window: reset
+    assert not gap_case(40 * F).active[1].any()
+
+
+def test_overlapping_windows_agree_with_contiguous_ones():
+    rng = np.random.default_rng(6)
+    spec = noise(30 * F, -70.0, rng)
+    add_whistle(spec, 5 * F + 7, 9 * F, -70.0, rng)
+    add_clicks(spec, 15 * F, 17 * F, 9, -70.0)
+    # Contiguous windows: the reference frame-level activity.
+    ref = detect_silence(as_windows(spec), FREQS, np.zeros(30, int), np.arange(30) * F * HOP_S)
+    ref_frames = ref.active.reshape(-1)
+    # Windows every half window, frames shared between neighbours.
+    first = np.arange(0, 29 * F + 1, F // 2)
+    w = np.stack([spec[s : s + F] for s in first])
+    d = detect_silence(w, FREQS, np.zeros(len(first), int), first * HOP_S, hop_s=HOP_S)
+    for i, s in enumerate(first):
+        np.testing.assert_array_equal(d.active[i], ref_frames[s : s + F])
+    assert d.floor_db[0] == pytest.approx(ref.floor_db[0])
+
+
+def test_dropped_windows_without_hop_match_explicit_hop():
+    w = recording(-80.0, seed=8)
+    keep = np.r_[0:3, 4:12, 14:N_WIN]  # windows 3, 12 and 13 were dropped
+    st = keep * F * HOP_S
+    sid = np.zeros(keep.size, int)
+    with_hop = detect_silence(w[keep], FREQS, sid, st, hop_s=HOP_S)
+    inferred = detect_silence(w[keep], FREQS, sid, st)
+    np.testing.assert_array_equal(with_hop.active, inferred.active)
+    full = detect_silence(w, FREQS, np.zeros(N_WIN, int), np.arange(N_WIN) * F * HOP_S)
+    assert with_hop.silent[keep < 12].tolist() == full.silent[keep[keep < 12]].tolist()
+
+
+def test_frame_energy_streams_block_by_block_and_counts_narrow_whistles():
+    w = recording(-80.0, seed=9)
+    p = SilenceParams()
+    whole = frame_energy(w, FREQS, p)
+    blocks = np.concatenate([frame_energy(w[a : a + 5], FREQS, p) for a in range(0, N_WIN, 5)])
+    np.testing.assert_array_equal(whole, blocks)
+    assert whole.shape == (N_WIN, F) and whole.dtype == np.float32
+
+    class Sliceable:  # only shape and slicing, like an HDF5 dataset
+        shape = w.shape
+
+        def __getitem__(self, key):
+            return w[key]
+
+    np.testing.assert_array_equal(frame_energy(Sliceable(), FREQS, p), whole)
+    # A tone 3 bins wide (a Hann window's main lobe), 20 dB above the noise, out of 256 bins,
+    # raises the level (mean of the loudest 3 bins) by more than on_db.
+    rng = np.random.default_rng(10)
+    spec = noise(F, -80.0, rng)
+    spec[:, 99:102] = -60.0
+    quiet = frame_energy(noise(F, -80.0, rng)[None], FREQS, p)
+    assert (frame_energy(spec[None], FREQS, p) - quiet).min() > 8
+
+
+def test_band_limits_what_is_heard():
+    w = recording(-80.0, seed=11)  # whistle between bins 39 and 101 (about 150-400 Hz)
+    st = np.arange(N_WIN) * F * HOP_S
+    sid = np.zeros(N_WIN, int)
+    high = SilenceParams(fmin=600.0)
+    d = detect_silence(w, FREQS, sid, st, high, hop_s=HOP_S)
+    assert d.silent[5:10].all()  # whistle out of band
+    assert not d.silent[16:18].any()  # broadband clicks still heard
+    with pytest.raises(UsageError, match="no frequency bin"):
+        frame_energy(w, FREQS, SilenceParams(fmin=1500.0, fmax=1600.0))
+
+
+def test_params_are_validated_frozen_and_named_like_flags():
+    with pytest.raises(UsageError, match="off_db"):
+        SilenceParams(on_db=4.0, off_db=6.0)
+    with pytest.raises(UsageError, match="click_db"):
+        SilenceParams(click_db=5.0)
+    with pytest.raises(UsageError, match="fmax"):
+        SilenceParams(fmin=500.0, fmax=100.0)
+    with pytest.raises(UsageError, match="min_run_frames"):
+        SilenceParams(min_run_frames=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SilenceParams().on_db = 3.0
+    for f in dataclasses.fields(SilenceParams):
+        assert f.name == f.name.lower() and f.name.isidentifier()
+
+
+def test_decide_rejects_mismatched_rows():
+    with pytest.raises(BadInputError):
+        decide(np.zeros((3, F)), np.zeros(2, int), np.zeros(3), SilenceParams())
+    with pytest.raises(BadInputError):
+        frame_energy(np.zeros((3, F, BINS)), FREQS[:-1], SilenceParams())
+
+
+# ---- events ---------------------------------------------------------------------------------
+
+WIN = {  # source, start, end, positive, score
+    "source_id": np.array([0, 0, 0, 0, 0, 1, 1]),
+    "start_s": np.array([0.0, 1.0, 2.0, 3.0, 6.0, 0.0, 1.5]),
+    "end_s": np.array([1.0, 2.0, 3.0, 4.0, 7.0, 1.0, 2.5]),
+    "positive": np.array([1, 1, 0, 1, 1, 1, 1], dtype=bool),
+    "score": np.array([0.6, 0.9, 0.1, 0.7, 0.8, 0.5, 0.4]),
+}
+
+
+def events(order=None, **kw):
+    a = {k: v if order is None else v[order] for k, v in WIN.items()}
+    return events_from_decisions(**a, **kw)
+
+
+def test_events_merge_touching_windows_only_by_default():
+    ev = events()
+    assert ev["source_id"].tolist() == [0, 0, 0, 1, 1]
+    assert ev["start_s"].tolist() == [0.0, 3.0, 6.0, 0.0, 1.5]
+    assert ev["end_s"].tolist() == [2.0, 4.0, 7.0, 1.0, 2.5]
+    assert ev["score"].tolist() == [0.9, 0.7, 0.8, 0.5, 0.4]
+    assert ev["n_windows"].tolist() == [2, 1, 1, 1, 1]
+
+
+def test_events_merge_across_gaps_up_to_min_gap():
+    ev = events(min_gap_s=1.0)  # 3.0 - 2.0 = 1 joins; 6 - 4 = 2 does not; 1.5 - 1.0 joins
+    assert ev["source_id"].tolist() == [0, 0, 1]
+    assert ev["start_s"].tolist() == [0.0, 6.0, 0.0]
+    assert ev["end_s"].tolist() == [4.0, 7.0, 2.5]
+    assert ev["score"].tolist() == [0.9, 0.8, 0.5]
+    assert ev["n_windows"].tolist() == [3, 1, 2]
+
+
+def test_events_shorter_than_min_duration_are_dropped_and_order_does_not_matter():
+    ev = events(min_duration_s=1.5)
+    assert ev["start_s"].tolist() == [0.0] and ev["end_s"].tolist() == [2.0]
+    shuffled = events(order=np.array([6, 2, 4, 0, 5, 3, 1]), min_gap_s=1.0)
+    for k, v in events(min_gap_s=1.0).items():
+        np.testing.assert_array_equal(shuffled[k], v)
+
+
+def test_overlapping_windows_form_one_event_and_empty_input_gives_empty_arrays():
+    ev = events_from_decisions([4, 4, 4], [0.0, 1.0, 2.5], [2.0, 3.0, 4.5], [1, 1, 1],
+                               [0.2, 0.3, 0.1], min_gap_s=0.0)
+    assert ev["start_s"].tolist() == [0.0] and ev["end_s"].tolist() == [4.5]
+    assert ev["n_windows"].tolist() == [3]
+    # A long window followed by a short one inside it: the event ends at the latest end.
+    ev = events_from_decisions([0, 0, 0], [0.0, 1.0, 5.5], [5.0, 2.0, 6.0], [1, 1, 1],
+                               [0, 0, 0], min_gap_s=0.5)
+    assert ev["end_s"].tolist() == [6.0]
+    empty = events_from_decisions([0, 1], [0.0, 1.0], [1.0, 2.0], [0, 0], [0.1, 0.2])
+    assert all(v.shape == (0,) for v in empty.values())
+    assert empty["source_id"].dtype == np.int64 and empty["end_s"].dtype == np.float64
+    with pytest.raises(UsageError):
+        events(min_gap_s=-1.0)
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+Y = np.array([0, 0, 1, 1])
+S = np.array([0.1, 0.4, 0.35, 0.8])
+
+
+def test_binary_metrics_by_hand():
+    m = binary_metrics(Y, S, threshold=0.5)
+    # Positive-negative pairs ranked right: (0.35>0.1), (0.8>0.1), (0.8>0.4); wrong: 0.35<0.4.
+    assert m["roc_auc"] == pytest.approx(3 / 4)
+    # Ranked 0.8(+), 0.4(-), 0.35(+), 0.1(-): AP = 0.5 * 1 + 0.5 * 2/3.
+    assert m["average_precision"] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # Predicted positive: only 0.8. tn=2, fp=0, fn=1, tp=1.
+    assert m["confusion"] == [[2, 0], [1, 1]]
+    assert m["accuracy"] == pytest.approx(3 / 4)
+    assert m["precision"] == pytest.approx(1.0)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert m["rates"] == {"tpr": 0.5, "fpr": 0.0, "tnr": 1.0, "fnr": 0.5}
+    assert m["n"] == 4 and m["n_positive"] == 2 and m["notes"] == []
+
+
+def test_score_equal_to_threshold_counts_as_positive():
+    assert binary_metrics(Y, S, threshold=0.35)["confusion"] == [[1, 1], [0, 2]]
+
+
+def test_one_class_gives_none_with_a_reason_not_a_crash():
+    m = binary_metrics([0, 0, 0], [0.2, 0.7, 0.1], threshold=0.5)
+    assert m["roc_auc"] is None and m["average_precision"] is None and m["recall"] is None
+    assert m["confusion"] == [[2, 1], [0, 0]]
+    assert m["accuracy"] == pytest.approx(2 / 3) and m["precision"] == 0.0
+    assert any("roc_auc undefined" in n for n in m["notes"])
+    m = binary_metrics([1, 1], [0.2, 0.3], threshold=0.5)
+    assert m["roc_auc"] is None and m["precision"] is None and m["recall"] == 0.0
+    assert m["average_precision"] == pytest.approx(1.0)
+    assert any("precision undefined" in n for n in m["notes"])
+
+
+def test_metrics_reject_bad_labels():
+    with pytest.raises(BadInputError):
+        binary_metrics([0, 2], [0.1, 0.2])
+    with pytest.raises(BadInputError):
+        binary_metrics([0, 1], [0.1])
+
+
+def test_per_recording_takes_any_positive_and_max_score():
+    recs, y, s = per_recording([0, 1, 0, 0, 0], [0.1, 0.2, 0.9, 0.3, 0.4], [5, 5, 7, 7, 2])
+    assert recs.tolist() == [2, 5, 7]
+    assert y.tolist() == [False, True, False]
+    assert s.tolist() == [0.4, 0.2, 0.9]
+
+
+def test_best_threshold_maximises_f1():
+    # Thresholds 0.8: F1 2/3; 0.4: 1/2; 0.35: p=2/3, r=1, F1=0.8; 0.1: 2/3.
+    t, f1 = best_threshold(Y, S)
+    assert t == pytest.approx(0.35) and f1 == pytest.approx(0.8)
+    with pytest.raises(BadInputError):
+        best_threshold([0, 0], [0.1, 0.2])

@@ -1,0 +1,124 @@
+"""Scores of a binary detector against labels: ROC AUC, average precision, accuracy, F1,
+precision, recall and the confusion matrix, per window and per recording (scikit-learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsd.errors import BadInputError
+
+
+def _check_rows(n: int, **arrays: np.ndarray) -> None:
+    for name, a in arrays.items():
+        if a.shape != (n,):
+            raise BadInputError(f"{name} has shape {a.shape}, expected ({n},)")
+
+def _labels_scores(y_true, score) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    s = np.asarray(score, dtype=np.float64)
+    if y.ndim != 1 or s.shape != y.shape:
+        raise BadInputError(f"y_true {y.shape} and score {s.shape} must be 1-D and equal")
+    if not np.all((y == 0) | (y == 1)):
+        raise BadInputError("y_true must hold only 0/1 (or False/True)")
+    if not np.all(np.isfinite(s)):
+        raise BadInputError("scores must be finite")
+    return y.astype(bool), s
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
+    """Metrics of a binary detector; a window is predicted positive when ``score >= threshold``.
+
+    Parameters
+    ----------
+    y_true : 0/1 or bool ``(n,)``; score : float ``(n,)``, higher meaning more likely positive.
+
+    Returns
+    -------
+    JSON-ready dict: ``n``, ``n_positive``, ``threshold``, ``roc_auc`` and ``average_precision``
+    (sklearn, threshold-free), ``accuracy``, ``precision``, ``recall``, ``f1``,
+    ``confusion`` ``[[tn, fp], [fn, tp]]`` (counts), ``rates`` (``tpr``, ``fpr``, ``tnr``,
+    ``fnr``) and ``notes``. A value that is undefined for this data (AUC with one class,
+    precision with no predicted positive, ...) is None and ``notes`` says why.
+    """
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+    y, s = _labels_scores(y_true, score)
+    pred = s >= threshold
+    (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[False, True]).tolist()
+    pos, neg = tp + fn, tn + fp
+    notes = []
+    if pos == 0 or neg == 0:
+        only = "negative" if pos == 0 else "positive"
+        notes.append(f"roc_auc undefined: every window is {only} in y_true")
+        auc = None
+    else:
+        auc = float(roc_auc_score(y, s))
+    if pos == 0:
+        notes.append("average_precision and recall undefined: no positive in y_true")
+        ap = None
+    else:
+        ap = float(average_precision_score(y, s))
+    precision = _ratio(tp, tp + fp)
+    if precision is None:
+        notes.append(f"precision undefined: no score reaches the threshold {threshold:g}")
+    recall = _ratio(tp, pos)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    if f1 is None:
+        notes.append("f1 undefined: no positive in y_true and none predicted")
+    return {
+        "n": int(y.size),
+        "n_positive": int(pos),
+        "threshold": float(threshold),
+        "roc_auc": auc,
+        "average_precision": ap,
+        "accuracy": _ratio(tp + tn, y.size),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "confusion": [[tn, fp], [fn, tp]],
+        "rates": {"tpr": recall, "fpr": _ratio(fp, neg), "tnr": _ratio(tn, neg),
+                  "fnr": _ratio(fn, pos)},
+        "notes": notes,
+    }
+
+
+def per_recording(
+    y_true: np.ndarray, score: np.ndarray, source_id: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse window labels and scores to recordings.
+
+    A recording is positive if any of its windows is; its score is its largest window score.
+    Inputs are ``(n,)``; returns ``recordings`` int64 ``(r,)`` ascending, ``y`` bool ``(r,)``,
+    ``score`` float64 ``(r,)``, ready for :func:`binary_metrics`.
+    """
+    y, s = _labels_scores(y_true, score)
+    source_id = np.asarray(source_id)
+    _check_rows(y.size, source_id=source_id)
+    recs, inv = np.unique(source_id, return_inverse=True)
+    y_rec = np.zeros(recs.size, dtype=bool)
+    s_rec = np.full(recs.size, -np.inf)
+    np.logical_or.at(y_rec, inv, y)
+    np.maximum.at(s_rec, inv, s)
+    return recs.astype(np.int64), y_rec, s_rec
+
+
+def best_threshold(y_true: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """Threshold maximising F1 (``score >= threshold`` is positive), for a validation set.
+
+    Inputs are ``(n,)``. Returns ``(threshold, f1)``; among equal F1 the lowest threshold.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    y, s = _labels_scores(y_true, score)
+    if not y.any():
+        raise BadInputError("best threshold undefined: no positive in y_true")
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    p, r = precision[:-1], recall[:-1]
+    denom = p + r
+    f1 = np.divide(2 * p * r, denom, out=np.zeros_like(denom), where=denom > 0)
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), float(f1[best])
