@@ -38,7 +38,7 @@ def row_table(f, columns: dict[str, Callable[[slice], np.ndarray]]) -> Iterator[
             cells = [paths[sid[i]], _fmt(st[i]), _fmt(en[i])]
             for col in extra:
                 v = col[i]
-                cells.append(_fmt(v) if isinstance(v, (float, np.floating)) else str(v))
+                cells.append(_fmt(float(v)) if isinstance(v, (float, np.floating)) else str(v))
             yield cells
 
 
@@ -73,7 +73,24 @@ def export_windows(f, fmt: str) -> Iterator[list[str]]:
     return raven_table(f, rows(), ["Label"])
 
 
-EXPORTERS: dict[str, Callable] = {"windows": export_windows}
+def export_embeddings(f, fmt: str) -> Iterator[list[str]]:
+    if fmt != "csv":
+        raise UsageError("embeddings export only as csv (a Raven table has no place for "
+                         "vectors)", f.path)
+    dim = f.shape("embeddings")[1]
+    cache: dict = {}
+
+    def col(j):
+        def get(sel):
+            if cache.get("sel") != (sel.start, sel.stop):
+                cache["sel"] = (sel.start, sel.stop)
+                cache["data"] = f.read("embeddings", sel)
+            return cache["data"][:, j]
+        return get
+    return row_table(f, {f"e{j}": col(j) for j in range(dim)})
+
+
+EXPORTERS: dict[str, Callable] = {"windows": export_windows, "embeddings": export_embeddings}
 
 
 def export(f, fmt: str) -> Iterator[list[str]]:

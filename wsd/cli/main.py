@@ -7,9 +7,12 @@ import sys
 import typer
 
 from wsd import __version__
+from wsd.cli import embed as _embed
 from wsd.cli import export as _export
 from wsd.cli import info as _info
 from wsd.cli import slice as _slice
+from wsd.cli import train as _train
+from wsd.cli import info_extra
 
 app = typer.Typer(
     name="wsd",
@@ -37,8 +40,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 app.command("slice")(_slice.slice_cmd)
+app.command("train")(_train.train_cmd)
+app.command("embed")(_embed.embed_cmd)
 app.command("info")(_info.info_cmd)
 app.command("export")(_export.export_cmd)
+info_extra.setdefault("model", []).append(_train.model_info)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,101 @@
+"""wsd embed: one vector per window with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+
+
+def embed_cmd(
+    windows: Path = typer.Argument(..., metavar="WINDOWS.h5", help="Windows file."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model file from wsd train."),
+    output: Path = typer.Option(..., "--output", "-o", help="Embeddings file to write."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Windows per inference batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    reconstruct: int = typer.Option(0, "--reconstruct", help="Also store N input/decoder "
+                                    "output pairs (autoencoders) for wsd report."),
+    seed: int = typer.Option(0, "--seed", help="Seed choosing the windows to reconstruct."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+    traceback: bool = TRACEBACK,
+):
+    """Embed every window: one vector per window, with its source and times.
+
+    Refuses windows made with other spectrogram settings than the model was trained on
+    (printing both). The source table, per-window times, padding flags and labels are carried
+    forward. With --reconstruct N, N windows chosen at random (seeded) are stored with the
+    decoder's reconstruction; a gan model stores N generated windows instead.
+    """
+    import numpy as np
+
+    from wsd.embedding import check_settings, embed_batches, load_trained
+    from wsd.errors import UsageError
+    from wsd.store import atomic_output, check_output, open_file
+    from wsd.store.rows import RowWriter
+    from wsd.training import pick_device
+
+    rep = Reporter(quiet, "wsd embed")
+    check_output(output, force)
+    if batch_size < 1 or reconstruct < 0:
+        raise UsageError("--batch-size must be >= 1 and --reconstruct >= 0")
+    dev = pick_device(device)
+    net, info = load_trained(model, dev)
+    norm = info["norm"]
+    mean, std = float(norm["mean"]), float(norm["std"])
+    with open_file(windows, "windows") as f:
+        check_settings(info["spectrogram"], f.spectrogram, f.shape("windows")[2], str(windows),
+                       model_bins=info["config"]["bins"])
+        n = f.n
+        params = {"windows": str(windows), "model": str(model), "arch": info["arch"],
+                  "batch_size": batch_size, "device": dev, "reconstruct": reconstruct,
+                  "seed": seed}
+        history = list(dict.fromkeys(f.history + info["history"])) + [history_entry("embed")]
+        carried = [k for k in ("padded", "label") if f.has(k)]
+        with atomic_output(output, force) as tmp:
+            w = RowWriter(tmp, "embeddings", params, f.spectrogram, history, f.sources)
+            try:
+                with rep.progress("embedding", n, "windows") as adv:
+                    def batches():
+                        for a in range(0, n, batch_size):
+                            yield f.read("windows", slice(a, min(n, a + batch_size)))
+                    a = 0
+                    for z in embed_batches(net, batches(), mean, std, dev):
+                        sel = slice(a, a + len(z))
+                        cols = {k: f.read(k, sel) for k in ("source_id", "start_s", "end_s",
+                                                            *carried)}
+                        w.append(embeddings=z.astype(np.float32), **cols)
+                        a += len(z)
+                        adv(len(z))
+                if reconstruct:
+                    _reconstructions(w, net, f, reconstruct, seed, mean, std, dev)
+                w.set_attrs(embedding_dim=int(net.embedding_dim))
+            finally:
+                w.close()
+    rep.note(f"{n} windows -> {net.embedding_dim}-d embeddings in {output}")
+    return 0
+
+
+def _reconstructions(w, net, f, k: int, seed: int, mean: float, std: float, dev: str) -> None:
+    import numpy as np
+
+    from wsd.embedding import reconstruct
+
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(f.n, size=min(k, f.n), replace=False))
+    x = np.stack([f.read("windows", int(i)) for i in idx]).astype(np.float32)
+    y = reconstruct(net, x, mean, std, dev)
+    if y is not None:
+        w.put("recon_index", idx)
+        w.put("recon_input", x)
+        w.put("recon_output", y.astype(np.float32))
+    gen = getattr(net, "generate", None)
+    if gen is not None:
+        import torch
+
+        with torch.inference_mode():
+            g = gen(k, seed)
+        if g is not None:
+            w.put("generated", g.float().cpu().numpy() * std + mean)

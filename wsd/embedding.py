@@ -1,0 +1,63 @@
+"""Inference with a trained model: load it from its HDF5 file, check the windows were made
+with the same spectrogram settings, and map windows to vectors in batches."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from wsd.errors import SettingsMismatchError
+
+
+def check_settings(model_spec: dict, windows_spec: dict, windows_bins: int, where: str,
+                   model_bins: int | None = None) -> None:
+    """Refuse windows made with other spectrogram settings than the model's (printing both)."""
+    from wsd.spectrogram import SpectrogramParams
+
+    a = SpectrogramParams.from_dict(model_spec).comparable()
+    b = SpectrogramParams.from_dict(windows_spec).comparable()
+    if model_bins is not None:
+        a["bins"] = model_bins
+    b["bins"] = windows_bins
+    diff = [k for k in a if a[k] != b[k]]
+    if diff:
+        fmt = lambda d: " ".join(f"{k}={d[k]}" for k in diff)  # noqa: E731
+        raise SettingsMismatchError(
+            f"windows were made with other spectrogram settings than the model: model "
+            f"{fmt(a)}; windows {fmt(b)} (re-slice with the model's settings)", where)
+
+
+def load_trained(path, device: str = "cpu"):
+    """(model in eval mode on ``device``, model file dict) from a model file."""
+    from wsd.store.models import load_model
+    from wsd.training import build_model
+
+    info = load_model(path)
+    cfg = dict(info["config"])
+    frames, bins = cfg.pop("frames"), cfg.pop("bins")
+    model = build_model(info["arch"], frames, bins, cfg)
+    model.load_state_dict(info["state_dict"])
+    model.to(device).eval()
+    return model, info
+
+
+def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
+                  device: str = "cpu") -> Iterator[np.ndarray]:
+    """Normalise each ``(b, frames, bins)`` dB batch and encode it -> ``(b, D)`` float32."""
+    import torch
+
+    with torch.inference_mode():
+        for x in batches:
+            t = torch.from_numpy(((np.asarray(x, np.float32) - mean) / std).astype(np.float32))
+            yield model.encode(t.to(device)).float().cpu().numpy()
+
+
+def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> np.ndarray | None:
+    """Decoder output for windows ``x`` in dB (de-normalised), or None for non-autoencoders."""
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(((x.astype(np.float32) - mean) / std)).to(device)
+        y = model.reconstruct(t)
+    return None if y is None else y.float().cpu().numpy() * std + mean

@@ -1,0 +1,223 @@
+"""The training loop behind ``wsd train``: any registered architecture, streamed windows,
+validation split by recording, early stopping, a checkpoint every epoch (atomically) and
+exact resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from wsd.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    arch: str
+    arch_params: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.1
+    patience: int = 5
+    max_windows: int | None = None
+    loader_workers: int = 1
+    amp: bool | None = None  # None: on for cuda, off on cpu
+
+    def __post_init__(self):
+        def need(cond, msg):
+            if not cond:
+                raise UsageError(msg)
+        need(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
+        need(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
+        need(self.lr > 0, f"--lr must be positive (got {self.lr})")
+        need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1) "
+                                         f"(got {self.val_fraction})")
+        need(self.patience >= 0, f"--patience must be >= 0 (got {self.patience})")
+        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             f"--device must be auto, cpu or cuda (got {self.device})")
+        need(self.max_windows is None or self.max_windows >= 1,
+             f"--max-windows must be at least 1 (got {self.max_windows})")
+        need(self.loader_workers >= 0, "--loader-workers must be >= 0")
+
+    def as_attrs(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["arch_params"] = dict(self.arch_params)
+        return d
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device")
+    return name
+
+
+def build_model(arch: str, frames: int, bins: int, arch_params: dict):
+    """Build from the registry, turning its errors into usage errors (exit 2)."""
+    from wsd import models
+
+    try:
+        return models.build(arch, frames, bins, **arch_params)
+    except (models.UnknownArchitecture, models.ArchParamError) as e:
+        raise UsageError(str(e)) from None
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [],
+                                                   "windows_per_s": [], "seconds": []})
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    best_state: dict | None = None
+    stopped_early: bool = False
+
+
+def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
+          history_lines: list[str], resume: bool = False,
+          report: Callable = lambda *a, **k: None) -> dict:
+    """Train ``p.arch`` on the windows file and write the model to ``out`` (atomically).
+
+    ``meta``: ``source_id (n,)`` and ``spectrogram`` (dict) of the windows file.
+    ``report(event, **info)`` gets "setup", "batch", "epoch" events for progress.
+    Returns a summary dict.
+    """
+    import torch
+
+    from wsd import datasets
+    from wsd.store import atomic_output
+    from wsd.store.models import checkpoint_path, load_model, save_model
+
+    torch.manual_seed(p.seed)
+    np.random.seed(p.seed % (2**32))
+    device = pick_device(p.device)
+    spec = meta["spectrogram"]
+    frames, bins = int(spec["frames"]), int(meta["bins"])
+    model = build_model(p.arch, frames, bins, p.arch_params).to(device)
+    seq = int(model.config.get("seq_len", 1))
+    tr_idx, va_idx, split_note = datasets.split_by_source(meta["source_id"], p.val_fraction,
+                                                          p.seed)
+    run = max(256, seq)
+    tr_runs = datasets.subsample_runs(datasets.make_runs(meta["source_id"], tr_idx, run),
+                                      p.max_windows, p.seed)
+    va_runs = datasets.make_runs(meta["source_id"], va_idx, run)
+    if p.max_windows and len(va_runs):
+        va_runs = datasets.subsample_runs(va_runs, max(1, int(p.max_windows * p.val_fraction)),
+                                          p.seed + 1)
+    n_train = int((tr_runs[:, 1] - tr_runs[:, 0]).sum())
+    n_val = int((va_runs[:, 1] - va_runs[:, 0]).sum()) if len(va_runs) else 0
+    if n_train < seq:
+        raise UsageError(f"only {n_train} training windows; {p.arch} needs at least {seq}")
+    mean, std = datasets.norm_stats(windows_path, tr_runs)
+    opts = model.configure_optimizers(p.lr)
+    amp = p.amp if p.amp is not None else device.startswith("cuda")
+    if amp:
+        dev = "cuda" if device.startswith("cuda") else "cpu"
+        autocast = functools.partial(torch.autocast, dev, dtype=torch.bfloat16)
+    else:
+        autocast = contextlib.nullcontext
+    st = TrainState()
+    ckpt = checkpoint_path(out)
+    if resume:
+        if not ckpt.exists():
+            raise UsageError(f"--resume: no checkpoint {ckpt} (it is written after each epoch "
+                             "and removed when training completes)")
+        c = load_model(ckpt, checkpoint=True)
+        if c["arch"] != p.arch or c["params"].get("seed") != p.seed:
+            raise UsageError(f"--resume: checkpoint {ckpt} was made with other settings "
+                             f"({c['arch']}, seed {c['params'].get('seed')})")
+        model.load_state_dict(c["state_dict"])
+        ck = c["checkpoint"]
+        for o, sd in zip(opts, ck["optim"]):
+            o.load_state_dict(sd)
+        st.epoch, st.best_val = int(ck["epoch"]), float(ck["best_val"])
+        st.best_epoch, st.bad_epochs = int(ck["best_epoch"]), int(ck["bad_epochs"])
+        st.history = {k: list(v) for k, v in c["loss_history"].items()}
+        st.best_state = ck.get("best_state") or None
+        torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
+        mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
+    norm = {"mean": mean, "std": std}
+    report("setup", n_train=n_train, n_val=n_val, split=split_note, device=device,
+           params=sum(x.numel() for x in model.parameters()), epochs=p.epochs,
+           start_epoch=st.epoch, amp=amp)
+    workers = p.loader_workers if n_train > 4 * p.batch_size else 0
+    train_dl = datasets.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
+                               shuffle=True, seq=seq, workers=workers, epoch=st.epoch)
+    val_dl = datasets.loader(windows_path, va_runs, max(p.batch_size, 256 // seq * seq), mean,
+                             std, shuffle=False, seq=seq) if n_val else None
+    common = {"arch": p.arch, "config": model.config, "spectrogram": spec, "norm": norm,
+              "params": {**p.as_attrs(), "windows": str(windows_path), "device_used": device},
+              "history": history_lines, "sources": meta.get("sources")}
+
+    def save(path, checkpoint=None, state=None):
+        save_model(path, state_dict=state or model.state_dict(),
+                   loss_history=st.history, checkpoint=checkpoint, **common)
+
+    while st.epoch < p.epochs and not st.stopped_early:
+        t0, seen, total = time.perf_counter(), 0, 0.0
+        model.train()
+        for x in train_dl:
+            x = x.to(device, non_blocking=True)
+            logs = model.train_step(x, opts, autocast)
+            seen += len(x)
+            total += logs["loss"] * len(x)
+            report("batch", n=len(x), loss=logs["loss"], epoch=st.epoch)
+        dt = time.perf_counter() - t0
+        val = math.nan
+        if val_dl is not None:
+            vs = vn = 0.0
+            for x in val_dl:
+                x = x.to(device)
+                vs += model.eval_loss(x) * len(x)
+                vn += len(x)
+            val = vs / vn
+        st.history["loss"].append(total / max(seen, 1))
+        st.history["val_loss"].append(val)
+        st.history["windows_per_s"].append(seen / dt if dt else 0.0)
+        st.history["seconds"].append(dt)
+        if val_dl is not None and p.patience:
+            if val < st.best_val - 1e-9:
+                st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
+                st.best_state = {k: v.detach().cpu().clone() for k, v in
+                                 model.state_dict().items()}
+            else:
+                st.bad_epochs += 1
+                if st.bad_epochs >= p.patience:
+                    st.stopped_early = True
+        st.epoch += 1
+        report("epoch", epoch=st.epoch, loss=st.history["loss"][-1], val_loss=val,
+               wps=st.history["windows_per_s"][-1], stopped=st.stopped_early)
+        ck = {"optim": [o.state_dict() for o in opts], "epoch": st.epoch,
+              "best_val": st.best_val, "best_epoch": st.best_epoch,
+              "bad_epochs": st.bad_epochs, "rng_torch": torch.get_rng_state(),
+              "best_state": st.best_state or {}}
+        if st.stopped_early:
+            ck["epoch"] = p.epochs  # nothing left to do on resume
+        tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
+        save(tmp, checkpoint=ck)
+        os.replace(tmp, ckpt)
+    final = st.best_state if st.best_state else None
+    with atomic_output(out, force=True) as tmp:
+        save(tmp, state=final)
+    with contextlib.suppress(OSError):
+        ckpt.unlink()
+    return {"epochs": st.epoch, "best_epoch": st.best_epoch, "best_val": st.best_val,
+            "stopped_early": st.stopped_early, "n_train": n_train, "n_val": n_val,
+            "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,
+            "device": device, "split": split_note}
