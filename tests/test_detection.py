@@ -74,7 +74,7 @@ def check_against_layout(silent):
 def test_finds_silent_gaps_calls_and_clicks():
     w = recording(-80.0, seed=1)
     starts = np.arange(N_WIN) * F * HOP_S
-    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), starts, hop_s=HOP_S)
+    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), starts, RAW, hop_s=HOP_S)
     check_against_layout(d.silent)
     assert d.silent.shape == d.score.shape == d.active_frac.shape == (N_WIN,)
     assert d.active.shape == (N_WIN, F)
@@ -94,7 +94,7 @@ def test_nothing_silent_inside_a_continuous_varying_call():
         level = 16 + 4 * np.sin(t / 9.0)
         c = 30 + (t // 3) % 150
         spec[t, c - 1 : c + 2] = -80 + level
-    d = detect_silence(as_windows(spec), FREQS, np.zeros(20, int), np.arange(20) * F * HOP_S)
+    d = detect_silence(as_windows(spec), FREQS, np.zeros(20, int), np.arange(20) * F * HOP_S, RAW)
     assert not d.silent[4:16].any()
     assert d.active.reshape(-1)[4 * F : 16 * F].all()
     assert d.silent[:3].all() and d.silent[17:].all()
@@ -107,7 +107,7 @@ def test_recordings_with_different_floors_are_independent():
     sid = np.repeat([7, 3], N_WIN)
     st = np.concatenate([starts, starts])
     perm = np.random.default_rng(5).permutation(2 * N_WIN)  # rows in any order
-    d = detect_silence(w[perm], FREQS, sid[perm], st[perm], hop_s=HOP_S)
+    d = detect_silence(w[perm], FREQS, sid[perm], st[perm], RAW, hop_s=HOP_S)
     silent = np.empty(2 * N_WIN, dtype=bool)
     silent[perm] = d.silent
     check_against_layout(silent[:N_WIN])
@@ -115,7 +115,7 @@ def test_recordings_with_different_floors_are_independent():
     assert d.recordings.tolist() == [3, 7]
     assert -40 < d.floor_db[0] < -30 and -80 < d.floor_db[1] < -70
     # The quiet recording's whistle (-60 dB) sits below the loud one's noise, yet is found.
-    alone = detect_silence(quiet, FREQS, np.zeros(N_WIN, int), starts, hop_s=HOP_S)
+    alone = detect_silence(quiet, FREQS, np.zeros(N_WIN, int), starts, RAW, hop_s=HOP_S)
     np.testing.assert_array_equal(alone.silent, silent[:N_WIN])
 
 
@@ -124,7 +124,14 @@ def levels(excess, floor=-60.0):
     return (floor + np.asarray(excess, dtype=np.float32))[None, :]
 
 
-def frames_active(excess, params=SilenceParams(), pad=40):
+#: Gaussian dB noise as made here has no colour to whiten: these tests exercise the level,
+#: floor and hysteresis mechanism on unwhitened levels (whitening: test_detect_cli.py).
+RAW = SilenceParams(on_db=8.0, off_db=4.0, click_db=14.0, whiten=False)
+#: The thresholds the hand-computed cases below were worked out for (not the defaults).
+HAND = RAW
+
+
+def frames_active(excess, params=HAND, pad=40):
     """Activity of the given frames, preceded and followed by ``pad`` frames at the floor."""
     seq = np.concatenate([np.zeros(pad), excess, np.zeros(pad)])
     e = levels(seq)
@@ -145,7 +152,7 @@ def test_short_runs_are_dropped_unless_impulsive():
     assert not frames_active([0, 9, 9, 0]).any()  # 2 frames < min_run_frames=3
     assert frames_active([0, 9, 9, 9, 0]).tolist() == [0, 1, 1, 1, 0]
     assert frames_active([0, 15, 0]).tolist() == [0, 1, 0]  # a click: >= click_db
-    p = SilenceParams(min_run_frames=1)
+    p = dataclasses.replace(HAND, min_run_frames=1)
     assert frames_active([0, 9, 0], p).tolist() == [0, 1, 0]
 
 
@@ -157,10 +164,10 @@ def test_min_active_frac_sets_how_many_frames_a_window_needs():
     energy = np.concatenate([e, pad])
     st = np.arange(10) * F * HOP_S
     sid = np.zeros(10, int)
-    assert decide(energy, sid, st, SilenceParams()).silent[:2].tolist() == [True, False]
-    strict = SilenceParams(min_active_frac=0.25)  # needs 8 of 32 frames
+    assert decide(energy, sid, st, HAND).silent[:2].tolist() == [True, False]
+    strict = dataclasses.replace(HAND, min_active_frac=0.25)  # needs 8 of 32 frames
     assert decide(energy, sid, st, strict).silent[:2].tolist() == [True, True]
-    d = decide(energy, sid, st, SilenceParams())
+    d = decide(energy, sid, st, HAND)
     assert d.active_frac[1] == pytest.approx(4 / F)
     assert d.score[1] == pytest.approx(10.0)
 
@@ -173,7 +180,7 @@ def gap_case(gap_frames):
     tail = np.full((6, F), -60.0, dtype=np.float32)
     energy = np.concatenate([e0[None], e1[None], tail])
     st = np.array([0.0, F + gap_frames] + [2 * F + gap_frames + i * F for i in range(6)]) * HOP_S
-    return decide(energy, np.zeros(8, int), st, SilenceParams(), hop_s=HOP_S)
+    return decide(energy, np.zeros(8, int), st, HAND, hop_s=HOP_S)
 
 
 def test_hysteresis_carries_over_short_gaps_and_resets_over_long_ones():
@@ -190,12 +197,12 @@ def test_overlapping_windows_agree_with_contiguous_ones():
     add_whistle(spec, 5 * F + 7, 9 * F, -70.0, rng)
     add_clicks(spec, 15 * F, 17 * F, 9, -70.0)
     # Contiguous windows: the reference frame-level activity.
-    ref = detect_silence(as_windows(spec), FREQS, np.zeros(30, int), np.arange(30) * F * HOP_S)
+    ref = detect_silence(as_windows(spec), FREQS, np.zeros(30, int), np.arange(30) * F * HOP_S, RAW)
     ref_frames = ref.active.reshape(-1)
     # Windows every half window, frames shared between neighbours.
     first = np.arange(0, 29 * F + 1, F // 2)
     w = np.stack([spec[s : s + F] for s in first])
-    d = detect_silence(w, FREQS, np.zeros(len(first), int), first * HOP_S, hop_s=HOP_S)
+    d = detect_silence(w, FREQS, np.zeros(len(first), int), first * HOP_S, RAW, hop_s=HOP_S)
     for i, s in enumerate(first):
         np.testing.assert_array_equal(d.active[i], ref_frames[s : s + F])
     assert d.floor_db[0] == pytest.approx(ref.floor_db[0])
@@ -206,10 +213,10 @@ def test_dropped_windows_without_hop_match_explicit_hop():
     keep = np.r_[0:3, 4:12, 14:N_WIN]  # windows 3, 12 and 13 were dropped
     st = keep * F * HOP_S
     sid = np.zeros(keep.size, int)
-    with_hop = detect_silence(w[keep], FREQS, sid, st, hop_s=HOP_S)
-    inferred = detect_silence(w[keep], FREQS, sid, st)
+    with_hop = detect_silence(w[keep], FREQS, sid, st, RAW, hop_s=HOP_S)
+    inferred = detect_silence(w[keep], FREQS, sid, st, RAW)
     np.testing.assert_array_equal(with_hop.active, inferred.active)
-    full = detect_silence(w, FREQS, np.zeros(N_WIN, int), np.arange(N_WIN) * F * HOP_S)
+    full = detect_silence(w, FREQS, np.zeros(N_WIN, int), np.arange(N_WIN) * F * HOP_S, RAW)
     assert with_hop.silent[keep < 12].tolist() == full.silent[keep[keep < 12]].tolist()
 
 
@@ -241,7 +248,7 @@ def test_band_limits_what_is_heard():
     w = recording(-80.0, seed=11)  # whistle between bins 39 and 101 (about 150-400 Hz)
     st = np.arange(N_WIN) * F * HOP_S
     sid = np.zeros(N_WIN, int)
-    high = SilenceParams(fmin=600.0)
+    high = SilenceParams(fmin=600.0, on_db=8.0, off_db=4.0, click_db=14.0, whiten=False)
     d = detect_silence(w, FREQS, sid, st, high, hop_s=HOP_S)
     assert d.silent[5:10].all()  # whistle out of band
     assert not d.silent[16:18].any()  # broadband clicks still heard

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsd.errors import BadInputError
+from wsd.supervised import prepare
 
 
 def make_runs(source_id: np.ndarray, index: np.ndarray, run: int) -> np.ndarray:
@@ -105,8 +106,9 @@ def _torch_dataset():
         """
 
         def __init__(self, path, runs, batch_size, mean, std, *, seed=0, shuffle=True,
-                     buffer=4096, seq=1, epoch=0):
+                     buffer=4096, seq=1, epoch=0, targets=None, input_kind="spectrogram"):
             self.path, self.runs = str(path), np.asarray(runs)
+            self.targets, self.input_kind = targets, input_kind
             self.batch_size, self.mean, self.std = batch_size, mean, std
             self.seed, self.shuffle, self.buffer, self.seq = seed, shuffle, buffer, seq
             self.epoch = epoch
@@ -125,20 +127,31 @@ def _torch_dataset():
             pool: list[np.ndarray] = []
             out: list[np.ndarray] = []
 
+            def batch(units):
+                x = torch.from_numpy(np.concatenate([u[0] for u in units]))
+                if self.targets is None:
+                    return x
+                return x, torch.from_numpy(np.concatenate([u[1] for u in units]))
+
             def emit(unit):
                 out.append(unit)
                 if len(out) == per:
-                    x = np.concatenate(out)
+                    t = batch(out)
                     out.clear()
-                    return torch.from_numpy(x)
+                    return t
                 return None
 
             for r in order[wid::nw]:
                 a, b = self.runs[r]
-                x = read_rows(self.path, "windows", int(a), int(b)).astype(np.float32)
-                x -= self.mean
-                x /= self.std
-                units = [x[i : i + self.seq] for i in range(0, len(x) - self.seq + 1, self.seq)]
+                x = read_rows(self.path, "windows", int(a), int(b))
+                y = None
+                if self.targets is not None:  # classifiers: windows without a class left out
+                    y = self.targets[a:b]
+                    keep = y >= 0
+                    x, y = x[keep], y[keep]
+                x = prepare(x, self.input_kind, self.mean, self.std)
+                units = [(x[i : i + self.seq], None if y is None else y[i : i + self.seq])
+                         for i in range(0, len(x) - self.seq + 1, self.seq)]
                 if not self.shuffle:
                     for u in units:
                         t = emit(u)
@@ -158,19 +171,20 @@ def _torch_dataset():
                     if t is not None:
                         yield t
             # a last batch of one window is dropped in training (BatchNorm needs two)
-            if out and (not self.shuffle or sum(len(u) for u in out) > 1):
-                yield torch.from_numpy(np.concatenate(out))
+            if out and (not self.shuffle or sum(len(u[0]) for u in out) > 1):
+                yield batch(out)
 
     return WindowBatches
 
 
 def loader(path, runs, batch_size, mean, std, *, seed=0, shuffle=True, seq=1, workers=0,
-           buffer=4096, epoch=0):
+           buffer=4096, epoch=0, targets=None, input_kind="spectrogram"):
     """A torch DataLoader over :class:`WindowBatches` (batches formed in the dataset)."""
     import torch
 
     ds = _torch_dataset()(path, runs, batch_size, mean, std, seed=seed, shuffle=shuffle,
-                          buffer=buffer, seq=seq, epoch=epoch)
+                          buffer=buffer, seq=seq, epoch=epoch, targets=targets,
+                          input_kind=input_kind)
     kw = {}
     if workers > 0:
         kw = {"num_workers": workers, "persistent_workers": True, "prefetch_factor": 4}

@@ -62,17 +62,24 @@ class SilenceParams:
     min_run_frames : shortest run of active frames kept ...
     click_db : ... unless its peak is at least this many dB above the floor (>= on_db).
     min_active_frac : fraction of a window's frames that must be active for it to be active.
+    whiten : subtract a per-frequency-bin noise floor before taking the loudest bins, so that
+        coloured noise (loud low bins) does not hide calls in quiet bins (clicks, whistles).
+    floor_span_s : the per-bin floor of a window is the lowest of its neighbours' (within
+        this many seconds either side, same recording) per-bin 20th percentiles over frames:
+        it follows slow changes of the noise along a long recording.
     """
 
     fmin: float = 0.0
     fmax: float | None = None
     top_frac: float = 0.01
     floor_percentile: float = 20.0
-    on_db: float = 8.0
+    on_db: float = 10.0
     off_db: float = 4.0
     min_run_frames: int = 3
-    click_db: float = 14.0
+    click_db: float = 15.0
     min_active_frac: float = 0.03
+    whiten: bool = True
+    floor_span_s: float = 30.0
 
     def __post_init__(self):
         problems = []
@@ -92,6 +99,8 @@ class SilenceParams:
             problems.append(f"min_run_frames must be an integer >= 1, got {self.min_run_frames}")
         if not (math.isfinite(self.click_db) and self.click_db >= self.on_db):
             problems.append(f"click_db must be >= on_db={self.on_db} dB, got {self.click_db}")
+        if not (math.isfinite(self.floor_span_s) and self.floor_span_s >= 0):
+            problems.append(f"floor_span_s must be >= 0 s, got {self.floor_span_s}")
         if not 0 <= self.min_active_frac <= 1:
             problems.append(f"min_active_frac must be in [0, 1], got {self.min_active_frac}")
         if problems:
@@ -118,8 +127,41 @@ class SilenceDecision:
     floor_db: np.ndarray
 
 
-def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParams) -> np.ndarray:
-    """Per-frame level: mean dB of the loudest ``params.top_frac`` of the band's bins.
+def window_floor(windows_db: np.ndarray) -> np.ndarray:
+    """Per-window, per-bin 20th percentile over the window's frames: ``(n, bins)`` float32 dB
+    (reads ``windows_db`` a chunk at a time)."""
+    n, frames = windows_db.shape[:2]
+    k = int(0.2 * (frames - 1))
+    out = np.empty((n, windows_db.shape[2]), np.float32)
+    for lo in range(0, n, _CHUNK_WINDOWS):
+        x = np.asarray(windows_db[lo : lo + _CHUNK_WINDOWS], dtype=np.float32)
+        out[lo : lo + len(x)] = np.partition(x, k, axis=1)[:, k, :]
+    return out
+
+
+def bin_floor(wfloor: np.ndarray, source_id: np.ndarray, start_s: np.ndarray,
+              span_s: float) -> np.ndarray:
+    """Noise floor per window and bin ``(n, bins)``: the minimum of :func:`window_floor` over
+    the windows of the same recording starting within ``span_s`` seconds (either side)."""
+    from scipy.ndimage import minimum_filter1d
+
+    out = np.empty_like(wfloor)
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, np.float64)
+    for _, idx in _recording_groups(source_id, start_s):
+        if len(idx) > 1:
+            step = float(np.median(np.diff(start_s[idx]))) or 1.0
+            half = int(min(len(idx), max(0, round(span_s / step))))
+            out[idx] = minimum_filter1d(wfloor[idx], size=2 * half + 1, axis=0, mode="nearest")
+        else:
+            out[idx] = wfloor[idx]
+    return out
+
+
+def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParams,
+                 floor: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame level: mean dB of the loudest ``params.top_frac`` of the band's bins (of the
+    excess over ``floor`` ``(n, bins)`` when given, see :func:`bin_floor`).
 
     Parameters
     ----------
@@ -154,6 +196,8 @@ def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParam
     out = np.empty(windows_db.shape[:2], dtype=np.float32)
     for lo in range(0, windows_db.shape[0], _CHUNK_WINDOWS):
         x = np.asarray(windows_db[lo : lo + _CHUNK_WINDOWS, :, sel], dtype=np.float32)
+        if floor is not None:
+            x = x - np.asarray(floor[lo : lo + _CHUNK_WINDOWS, sel], np.float32)[:, None, :]
         top = np.partition(x, nb - k, axis=-1)[..., nb - k :] if k < nb else x
         out[lo : lo + _CHUNK_WINDOWS] = top.mean(axis=-1)
     if not np.all(np.isfinite(out)):
@@ -287,8 +331,13 @@ def detect_silence(
     *,
     hop_s: float | np.ndarray | None = None,
 ) -> SilenceDecision:
-    """:func:`frame_energy` then :func:`decide`; shapes as there (windows ``(n, frames, bins)``)."""
-    return decide(frame_energy(windows_db, freqs, params), source_id, start_s, params, hop_s=hop_s)
+    """(:func:`bin_floor` when ``params.whiten``), :func:`frame_energy` then :func:`decide`;
+    shapes as there (windows ``(n, frames, bins)``)."""
+    floor = None
+    if params.whiten:
+        floor = bin_floor(window_floor(windows_db), source_id, start_s, params.floor_span_s)
+    energy = frame_energy(windows_db, freqs, params, floor)
+    return decide(energy, source_id, start_s, params, hop_s=hop_s)
 
 
 def events_from_decisions(

@@ -28,6 +28,14 @@ def check_settings(model_spec: dict, windows_spec: dict, windows_bins: int, wher
             f"{fmt(a)}; windows {fmt(b)} (re-slice with the model's settings)", where)
 
 
+def check_model_settings(info: dict, windows_spec: dict, windows_bins: int, where: str) -> None:
+    """:func:`check_settings` for a loaded model file (models on information features take
+    4 features per frame whatever the number of bins)."""
+    feats = info["params"].get("input_kind") == "information"
+    check_settings(info["spectrogram"], windows_spec, windows_bins, where,
+                   model_bins=windows_bins if feats else info["config"]["bins"])
+
+
 def load_trained(path, device: str = "cpu"):
     """(model in eval mode on ``device``, model file dict) from a model file."""
     from wsd.store.models import load_model
@@ -43,14 +51,20 @@ def load_trained(path, device: str = "cpu"):
 
 
 def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
-                  device: str = "cpu") -> Iterator[np.ndarray]:
-    """Normalise each ``(b, frames, bins)`` dB batch and encode it -> ``(b, D)`` float32."""
+                  device: str = "cpu", scores: bool = False) -> Iterator[np.ndarray]:
+    """Prepare each ``(b, frames, bins)`` dB batch as the model expects (normalised, or
+    information features) and encode it -> ``(b, D)`` float32; with ``scores``, a
+    classifier's class probabilities ``(b, n_classes)`` instead."""
     import torch
 
+    from wsd.supervised import prepare
+
+    kind = getattr(model, "input_kind", "spectrogram")
     with torch.inference_mode():
         for x in batches:
-            t = torch.from_numpy(((np.asarray(x, np.float32) - mean) / std).astype(np.float32))
-            yield model.encode(t.to(device)).float().cpu().numpy()
+            t = torch.from_numpy(prepare(x, kind, mean, std)).to(device)
+            y = model.predict_proba(t) if scores else model.encode(t)
+            yield y.float().cpu().numpy()
 
 
 def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> np.ndarray | None:

@@ -90,7 +90,25 @@ def export_embeddings(f, fmt: str) -> Iterator[list[str]]:
     return row_table(f, {f"e{j}": col(j) for j in range(dim)})
 
 
-EXPORTERS: dict[str, Callable] = {"windows": export_windows, "embeddings": export_embeddings}
+def export_detections(f, fmt: str) -> Iterator[list[str]]:
+    """csv: one row per window (score, detected); raven: one selection per event."""
+    if fmt == "csv":
+        return row_table(f, {"score": lambda sel: f.read("score", sel).astype(np.float64),
+                             "detected": lambda sel: f.read("positive", sel).astype(int)})
+    label = f.attrs("/").get("positive_label") or (
+        "sound" if f.attrs("/").get("detector") == "silence" else "detection")
+
+    def rows():
+        sid, st, en = f.read("events/source_id"), f.read("events/start_s"), f.read("events/end_s")
+        sc = f.read("events/score")
+        for i in range(len(sid)):
+            yield int(sid[i]), float(st[i]), float(en[i]), {"Label": label,
+                                                             "Score": _fmt(float(sc[i]))}
+    return raven_table(f, rows(), ["Label", "Score"])
+
+
+EXPORTERS: dict[str, Callable] = {"windows": export_windows, "embeddings": export_embeddings,
+                                  "detections": export_detections}
 
 
 def export(f, fmt: str) -> Iterator[list[str]]:

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from wsd.errors import UsageError
+from wsd.supervised import class_targets, input_bins
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class TrainParams:
     max_windows: int | None = None
     loader_workers: int = 1
     amp: bool | None = None  # None: on for cuda, off on cpu
+    positive: str | None = None  # classifiers: the class that counts as a detection
+    encoder: str | None = None  # readout: the frozen encoder's model file
 
     def __post_init__(self):
         def need(cond, msg):
@@ -104,15 +107,43 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     from wsd.store import atomic_output
     from wsd.store.models import checkpoint_path, load_model, save_model
 
+    from wsd import models as registry
+
     torch.manual_seed(p.seed)
     np.random.seed(p.seed % (2**32))
     device = pick_device(p.device)
     spec = meta["spectrogram"]
-    frames, bins = int(spec["frames"]), int(meta["bins"])
-    model = build_model(p.arch, frames, bins, p.arch_params).to(device)
+    try:
+        cls = registry.get(p.arch)
+    except registry.UnknownArchitecture as e:
+        raise UsageError(str(e)) from None
+    supervised = cls.kind == "classifier"
+    input_kind = getattr(cls, "input_kind", "spectrogram")
+    frames = int(spec["frames"])
+    bins = input_bins(input_kind, int(meta["bins"]))
+    arch_params, sup = dict(p.arch_params), {}
+    targets, enc = None, None
+    if supervised:
+        if meta.get("label") is None:
+            raise UsageError(f"{p.arch} is supervised: slice the windows with --labels")
+        targets, classes, weights = class_targets(meta["label"], p.positive)
+        arch_params["n_classes"] = len(classes)
+        sup = {"classes": classes, "positive": p.positive, "input_kind": input_kind}
+        if p.arch == "readout":
+            enc = _readout_encoder(p, spec, meta, arch_params)
+    elif p.positive or p.encoder:
+        raise UsageError(f"--positive and --encoder are for supervised architectures, not "
+                         f"{p.arch}")
+    model = build_model(p.arch, frames, bins, arch_params).to(device)
+    if supervised:
+        model.set_class_weights(weights)
+        if enc is not None:
+            model.load_encoder_state(enc["state_dict"])
     seq = int(model.config.get("seq_len", 1))
     tr_idx, va_idx, split_note = datasets.split_by_source(meta["source_id"], p.val_fraction,
                                                           p.seed)
+    if targets is not None:
+        tr_idx, va_idx = tr_idx[targets[tr_idx] >= 0], va_idx[targets[va_idx] >= 0]
     run = max(256, seq)
     tr_runs = datasets.subsample_runs(datasets.make_runs(meta["source_id"], tr_idx, run),
                                       p.max_windows, p.seed)
@@ -124,7 +155,12 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     n_val = int((va_runs[:, 1] - va_runs[:, 0]).sum()) if len(va_runs) else 0
     if n_train < seq:
         raise UsageError(f"only {n_train} training windows; {p.arch} needs at least {seq}")
-    mean, std = datasets.norm_stats(windows_path, tr_runs)
+    if enc is not None:
+        mean, std = float(enc["norm"]["mean"]), float(enc["norm"]["std"])
+    elif input_kind == "information":
+        mean, std = 0.0, 1.0
+    else:
+        mean, std = datasets.norm_stats(windows_path, tr_runs)
     opts = model.configure_optimizers(p.lr)
     amp = p.amp if p.amp is not None else device.startswith("cuda")
     if amp:
@@ -157,13 +193,29 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
            params=sum(x.numel() for x in model.parameters()), epochs=p.epochs,
            start_epoch=st.epoch, amp=amp)
     workers = p.loader_workers if n_train > 4 * p.batch_size else 0
+    data_kw = {"targets": targets, "input_kind": input_kind}
     train_dl = datasets.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
-                               shuffle=True, seq=seq, workers=workers, epoch=st.epoch)
+                               shuffle=True, seq=seq, workers=workers, epoch=st.epoch,
+                               **data_kw)
     val_dl = datasets.loader(windows_path, va_runs, max(p.batch_size, 256 // seq * seq), mean,
-                             std, shuffle=False, seq=seq) if n_val else None
+                             std, shuffle=False, seq=seq, **data_kw) if n_val else None
     common = {"arch": p.arch, "config": model.config, "spectrogram": spec, "norm": norm,
-              "params": {**p.as_attrs(), "windows": str(windows_path), "device_used": device},
+              "params": {**p.as_attrs(), "windows": str(windows_path), "device_used": device,
+                         **sup},
               "history": history_lines, "sources": meta.get("sources")}
+
+    def step(batch):
+        if supervised:
+            x, y = batch
+            return model.train_step(x.to(device), opts, autocast, y=y.to(device)), len(x)
+        x = batch.to(device, non_blocking=True)
+        return model.train_step(x, opts, autocast), len(x)
+
+    def val_loss(batch):
+        if supervised:
+            x, y = batch
+            return model.eval_loss(x.to(device), y.to(device)), len(x)
+        return model.eval_loss(batch.to(device)), len(batch)
 
     def save(path, checkpoint=None, state=None):
         save_model(path, state_dict=state or model.state_dict(),
@@ -172,20 +224,19 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     while st.epoch < p.epochs and not st.stopped_early:
         t0, seen, total = time.perf_counter(), 0, 0.0
         model.train()
-        for x in train_dl:
-            x = x.to(device, non_blocking=True)
-            logs = model.train_step(x, opts, autocast)
-            seen += len(x)
-            total += logs["loss"] * len(x)
-            report("batch", n=len(x), loss=logs["loss"], epoch=st.epoch)
+        for batch in train_dl:
+            logs, k = step(batch)
+            seen += k
+            total += logs["loss"] * k
+            report("batch", n=k, loss=logs["loss"], epoch=st.epoch)
         dt = time.perf_counter() - t0
         val = math.nan
         if val_dl is not None:
             vs = vn = 0.0
-            for x in val_dl:
-                x = x.to(device)
-                vs += model.eval_loss(x) * len(x)
-                vn += len(x)
+            for batch in val_dl:
+                v, k = val_loss(batch)
+                vs += v * k
+                vn += k
             val = vs / vn
         st.history["loss"].append(total / max(seen, 1))
         st.history["val_loss"].append(val)
@@ -213,6 +264,10 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         save(tmp, checkpoint=ck)
         os.replace(tmp, ckpt)
     final = st.best_state if st.best_state else None
+    if final:
+        model.load_state_dict(final)
+    if supervised:
+        common["params"].update(_validation_scores(model, val_dl, device, p.positive))
     with atomic_output(out, force=True) as tmp:
         save(tmp, state=final)
     with contextlib.suppress(OSError):
@@ -220,4 +275,46 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     return {"epochs": st.epoch, "best_epoch": st.best_epoch, "best_val": st.best_val,
             "stopped_early": st.stopped_early, "n_train": n_train, "n_val": n_val,
             "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,
-            "device": device, "split": split_note}
+            "device": device, "split": split_note,
+            "validation": common["params"].get("val_metrics")}
+
+
+def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict) -> dict:
+    """Load the frozen encoder of a readout head and put its architecture in the params."""
+    import json
+
+    from wsd.embedding import check_settings
+    from wsd.store.models import load_model
+
+    if not p.encoder:
+        raise UsageError("--arch readout needs --encoder MODEL.h5 (a trained encoder)")
+    enc = load_model(p.encoder)
+    check_settings(enc["spectrogram"], spec, int(meta["bins"]), p.encoder,
+                   model_bins=enc["config"]["bins"])
+    cfg = {k: v for k, v in enc["config"].items() if k not in ("frames", "bins")}
+    arch_params.update(encoder_arch=enc["arch"], encoder_config=json.dumps(cfg))
+    return enc
+
+
+def _validation_scores(model, val_dl, device: str, positive: str | None) -> dict:
+    """Threshold (max F1) and metrics of a trained classifier on the validation windows."""
+    import torch
+
+    from wsd.metrics import best_threshold, binary_metrics
+
+    if val_dl is None:
+        return {"threshold": 0.5, "val_metrics": None}
+    ys, ps = [], []
+    with torch.inference_mode():
+        for x, y in val_dl:
+            ps.append(model.predict_proba(x.to(device)).float().cpu().numpy())
+            ys.append(y.numpy())
+    y, prob = np.concatenate(ys), np.concatenate(ps)
+    if positive is None:
+        acc = float((prob.argmax(1) == y).mean())
+        return {"threshold": 0.5, "val_metrics": {"accuracy": acc, "n": int(len(y))}}
+    score = prob[:, 1]
+    if len(set(y.tolist())) < 2:
+        return {"threshold": 0.5, "val_metrics": binary_metrics(y, score, 0.5)}
+    thr, _ = best_threshold(y, score)
+    return {"threshold": float(thr), "val_metrics": binary_metrics(y, score, thr)}

@@ -31,7 +31,7 @@ def embed_cmd(
     """
     import numpy as np
 
-    from wsd.embedding import check_settings, embed_batches, load_trained
+    from wsd.embedding import check_model_settings, embed_batches, load_trained
     from wsd.errors import UsageError
     from wsd.store import atomic_output, check_output, open_file
     from wsd.store.rows import RowWriter
@@ -46,8 +46,7 @@ def embed_cmd(
     norm = info["norm"]
     mean, std = float(norm["mean"]), float(norm["std"])
     with open_file(windows, "windows") as f:
-        check_settings(info["spectrogram"], f.spectrogram, f.shape("windows")[2], str(windows),
-                       model_bins=info["config"]["bins"])
+        check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
         n = f.n
         params = {"windows": str(windows), "model": str(model), "arch": info["arch"],
                   "batch_size": batch_size, "device": dev, "reconstruct": reconstruct,

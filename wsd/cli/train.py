@@ -51,11 +51,23 @@ def train_cmd(
                                        "reading windows ahead of the model."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 mixed precision "
                                        "[default: on for cuda, off on cpu]."),
+    positive: Optional[str] = typer.Option(None, "--positive", help="Supervised: the label "
+                                           "that counts as a detection (e.g. call); all "
+                                           "other windows are negatives."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", help="readout: the trained "
+                                           "encoder (model file) whose embedding it reads."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
 ):
     """Train a model on the windows of a windows file.
+
+    Supervised detectors and classifiers (windows sliced with --labels): vanillacnn, xception
+    and vit on spectrogram windows; inception, inception-res and attention on per-frame
+    information features (spectral entropy and three statistical complexities); readout, a
+    small head on a frozen encoder (--encoder). With --positive LABEL the model is a binary
+    detector whose score is P(LABEL), its threshold set for the best F1 on the validation
+    recordings; classes are weighted against imbalance.
 
     Self-supervised encoders: convae (Convnet V1 seed: 32x256 windows, four 8x8 stride-2
     convolutions, 128-d bottleneck; 762,480 trainable encoder parameters), lstm (LSTM V4 seed:
@@ -80,10 +92,12 @@ def train_cmd(
     params = TrainParams(arch=arch, arch_params=parse_arch_params(arch_param), epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, device=device,
                          val_fraction=val_fraction, patience=patience,
-                         max_windows=max_windows, loader_workers=loader_workers, amp=amp)
+                         max_windows=max_windows, loader_workers=loader_workers, amp=amp,
+                         positive=positive, encoder=str(encoder) if encoder else None)
     with open_file(windows, "windows") as f:
         meta = {"source_id": f.read("source_id"), "spectrogram": f.spectrogram,
-                "bins": f.shape("windows")[2], "sources": f.sources}
+                "bins": f.shape("windows")[2], "sources": f.sources,
+                "label": f.read("label") if f.has("label") else None}
         history = f.history + [history_entry("train")]
     state = {}
 
@@ -116,6 +130,10 @@ def train_cmd(
     best = f", best validation loss {s['best_val']:.4f} at epoch {s['best_epoch'] + 1}" \
         if s["best_epoch"] >= 0 else ""
     rep.note(f"{s['epochs']} epochs{best} -> {output}")
+    v = s.get("validation") or {}
+    if v.get("roc_auc") is not None or v.get("accuracy") is not None:
+        rep.note("validation: " + ", ".join(f"{k} {v[k]:.3f}" for k in
+                 ("roc_auc", "average_precision", "f1", "accuracy") if v.get(k) is not None))
     return 0
 
 

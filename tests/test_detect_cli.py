@@ -1,0 +1,105 @@
+"""wsd detect end to end: the silence detector on generated recordings with known gaps."""
+
+import dataclasses
+import inspect
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from wsd.store import open_file
+from wsd.synth import make_call, ocean_noise
+
+SR = 16000
+
+
+@pytest.fixture
+def gapped(tmp_path):
+    """One recording: noise, then calls at known times separated by silent gaps."""
+    rng = np.random.default_rng(0)
+    x = 0.003 * ocean_noise(SR * 20, SR, rng, colour="pink")
+    events = []
+    for k, (t0, kind) in enumerate([(2.0, "whistle"), (7.0, "clicks"), (12.0, "pulsed"),
+                                    (16.0, "whistle")]):
+        c = make_call(kind, SR, rng) * 0.1
+        a = int(t0 * SR)
+        x[a : a + len(c)] += c
+        events.append((t0, t0 + len(c) / SR, kind))
+    d = tmp_path / "rec"
+    d.mkdir()
+    sf.write(d / "gapped.wav", x.astype(np.float32), SR)
+    lab = tmp_path / "labels.csv"
+    lab.write_text("path,start_s,end_s,label\n" + "".join(
+        f"gapped.wav,{a},{b},{k}\n" for a, b, k in events))
+    return d, lab, events
+
+
+def test_silence_finds_gaps_within_one_window(gapped, tmp_path, wsd):
+    d, lab, events = gapped
+    win = tmp_path / "w.h5"
+    assert wsd("slice", d, "-o", win, "--labels", lab, "-q").code == 0
+    det = tmp_path / "sil.h5"
+    r = wsd("detect", win, "--silence", "-o", det)
+    assert r.code == 0, r.err
+    assert "roc_auc" in r.err and r.out == ""
+    with open_file(det, "detections") as f:
+        st, en, pos = f.read("start_s"), f.read("end_s"), f.read("positive")
+        ev_s, ev_e = f.read("events/start_s"), f.read("events/end_s")
+        m = json.loads(f.attrs("/")["metrics_json"])
+        assert f.params["on_db"] == 10.0
+    w = en[0] - st[0]
+    # every call is covered by an event starting and ending within one window of it
+    for a, b, _ in events:
+        hit = [(s, e) for s, e in zip(ev_s, ev_e) if s < b and e > a]
+        assert hit, (a, b)
+        assert min(s for s, _ in hit) >= a - w - 1e-6
+        assert max(e for _, e in hit) <= b + w + 1e-6
+    # windows wholly inside a gap (one window away from any call) are silent
+    for s, e, p in zip(st, en, pos):
+        if all(e < a - w or s > b + w for a, b, _ in events):
+            assert not p, (s, e)
+    assert m["window"]["recall"] >= 0.9 and m["window"]["roc_auc"] >= 0.9
+
+
+def test_export_raven_reimports_as_labels(gapped, tmp_path, wsd):
+    d, lab, _ = gapped
+    win, det = tmp_path / "w.h5", tmp_path / "d.h5"
+    assert wsd("slice", d, "-o", win, "-q").code == 0
+    assert wsd("detect", win, "--silence", "-o", det, "-q").code == 0
+    csv = wsd("export", det).out.strip().split("\n")
+    assert csv[0] == "path,start_s,end_s,score,detected"
+    raven = tmp_path / "sel.txt"
+    raven.write_text(wsd("export", det, "--format", "raven").out)
+    with open_file(det) as f:
+        n_events = len(f.read("events/start_s"))
+        detected = f.read("positive")
+    assert len(raven.read_text().strip().split("\n")) == n_events + 1
+    again = tmp_path / "again.h5"
+    r = wsd("slice", d, "-o", again, "--labels", raven, "-q")
+    assert r.code == 0, r.err
+    with open_file(again) as f:
+        relabelled = f.read("label") == "sound"
+    # every detected window lies in an event, so it comes back labelled
+    assert relabelled[detected].all()
+
+
+def test_cli_defaults_match_silence_params():
+    from wsd.cli.detect import detect_cmd
+    from wsd.detection import SilenceParams
+
+    sig = inspect.signature(detect_cmd).parameters
+    for field in dataclasses.fields(SilenceParams):
+        assert sig[field.name].default.default == field.default, field.name
+
+
+def test_detect_usage_errors(gapped, tmp_path, wsd):
+    d, _, _ = gapped
+    win = tmp_path / "w.h5"
+    assert wsd("slice", d, "-o", win, "-q").code == 0
+    assert wsd("detect", win, "-o", tmp_path / "x.h5").code == 2
+    r = wsd("detect", win, "--silence", "-o", tmp_path / "x.h5", "--on-db", "3",
+            "--off-db", "5")
+    assert r.code == 2 and "off_db" in r.err
+    r = wsd("detect", win, "--model", win, "-o", tmp_path / "x.h5")
+    assert r.code == 65

@@ -1,0 +1,134 @@
+"""Coordinator of ``wsd detect``: per-window scores from the silence detector or a trained
+classifier, decisions, events and metrics, written as a detections file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from wsd.errors import UsageError
+
+CHUNK = 2048
+
+
+def silence_scores(f, params, progress=lambda n: None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(score dB above floor (n,), active (n,), extra datasets) for an open windows file."""
+    from wsd.detection import bin_floor, decide, frame_energy, window_floor
+
+    freqs = f.read("freqs")
+    spec = f.spectrogram
+    sid, start = f.read("source_id"), f.read("start_s")
+    floor = None
+    if params.whiten:  # first pass: per-bin noise floor of every window
+        wf = np.concatenate([window_floor(f.read("windows", slice(a, min(f.n, a + CHUNK))))
+                             for a in range(0, f.n, CHUNK)] or [np.zeros((0, len(freqs)))])
+        floor = bin_floor(wf, sid, start, params.floor_span_s)
+    energy = []
+    for a in range(0, f.n, CHUNK):
+        sel = slice(a, min(f.n, a + CHUNK))
+        energy.append(frame_energy(f.read("windows", sel), freqs, params,
+                                   None if floor is None else floor[sel]))
+        progress(sel.stop - sel.start)
+    energy = np.concatenate(energy) if energy else np.zeros((0, spec["frames"]), np.float32)
+    hop_s = spec["hop_length"] / spec["sample_rate"]
+    d = decide(energy, sid, start, params, hop_s=hop_s)
+    floor = np.full(len(f.sources["path"]), np.nan, np.float32)
+    floor[d.recordings] = d.floor_db
+    return d.score.astype(np.float32), ~d.silent, {"floor_db": floor,
+                                                    "active_frac": d.active_frac}
+
+
+def model_scores(f, net, info, batch_size: int, device: str,
+                 progress=lambda n: None) -> np.ndarray:
+    """P(positive class) per window (n,) for an open windows file and a binary classifier."""
+    from wsd.embedding import embed_batches
+
+    norm = info["norm"]
+
+    def batches():
+        for a in range(0, f.n, batch_size):
+            yield f.read("windows", slice(a, min(f.n, a + batch_size)))
+    out = []
+    for p in embed_batches(net, batches(), float(norm["mean"]), float(norm["std"]), device,
+                           scores=True):
+        out.append(p[:, 1].astype(np.float32))
+        progress(len(p))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def check_binary(info: dict, path: str) -> str:
+    """The model's positive label; refuses autoencoders and multi-class classifiers."""
+    params = info["params"]
+    if "classes" not in params:
+        raise UsageError(f"{info['arch']} is not a detector: --model needs a supervised model "
+                         "trained with --positive LABEL", path)
+    if not params.get("positive"):
+        classes = params["classes"]
+        raise UsageError(f"model is a classifier over {len(classes)} classes "
+                         f"({', '.join(classes)}); a detector is trained with --positive", path)
+    return params["positive"]
+
+
+def evaluate(labels: np.ndarray, positive_label: str | None, score: np.ndarray,
+             decided: np.ndarray, source_id: np.ndarray, threshold: float) -> dict:
+    """Window and recording metrics against window labels.
+
+    Truth: a window is positive when its label equals ``positive_label``, or, with None (the
+    silence detector), when it carries any label. ROC AUC and average precision rank by
+    ``score``; the threshold metrics and confusion matrix use the decisions actually made
+    (``decided``: for the silence detector they include hysteresis, so they differ from a
+    plain threshold on the score). A recording is positive when any window is; its score is
+    its highest window score and it is detected when any window is."""
+    from wsd.metrics import binary_metrics, per_recording
+
+    labels = np.asarray(labels, dtype=object)
+    y = (labels != "") if positive_label is None else (labels == positive_label)
+    y = y.astype(np.int64)
+    rec_ids, ry, rs = per_recording(y, score, source_id)
+    _, _, rd = per_recording(y, decided.astype(np.float64), source_id)
+    out = {"positive_label": positive_label or "(any label)", "threshold": float(threshold),
+           "n_recordings": int(len(rec_ids))}
+    for level, yy, ss, dd in (("window", y, score, decided.astype(np.float64)),
+                              ("recording", ry, rs, rd)):
+        ranked = binary_metrics(yy, ss, threshold)
+        made = binary_metrics(yy, dd, 0.5)
+        made["roc_auc"], made["average_precision"] = ranked["roc_auc"], ranked["average_precision"]
+        made["notes"] = sorted(set(ranked.get("notes", [])) | set(made.get("notes", [])))
+        out[level] = made
+    return out
+
+
+def format_metrics(m: dict) -> list[str]:
+    lines = []
+    for level in ("window", "recording"):
+        d = m[level]
+        vals = ", ".join(f"{k} {d[k]:.3f}" for k in ("roc_auc", "average_precision", "accuracy",
+                                                     "f1", "precision", "recall")
+                         if d.get(k) is not None)
+        (tn, fp), (fn, tp) = d["confusion"]
+        lines.append(f"{level}: {vals}; confusion tn={tn} fp={fp} fn={fn} tp={tp}")
+    return lines
+
+
+def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,
+                     metrics, extra) -> dict:
+    """Rows, events, metrics and extras into a RowWriter ``w``. Returns the events."""
+    from wsd.detection import events_from_decisions
+
+    sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
+    cols = {"source_id": sid, "start_s": st, "end_s": en, "score": score,
+            "positive": positive.astype(bool)}
+    for k in ("padded", "label"):
+        if f.has(k):
+            cols[k] = f.read(k)
+    w.append(**cols)
+    ev = events_from_decisions(sid, st, en, positive, score, min_gap_s, min_duration_s)
+    for k, v in ev.items():
+        w.put(f"events/{k}", v)
+    for k, v in extra.items():
+        w.put(k, v)
+    w.set_attrs(threshold=float(threshold), n_events=int(len(ev["start_s"])))
+    if metrics is not None:
+        w.set_attrs(metrics_json=json.dumps(metrics))
+    return ev
