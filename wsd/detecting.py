@@ -82,9 +82,9 @@ def evaluate(labels: np.ndarray, positive_label: str | None, score: np.ndarray,
     its highest window score and it is detected when any window is."""
     from wsd.metrics import binary_metrics, per_recording
 
-    labels = np.asarray(labels, dtype=object)
-    y = (labels != "") if positive_label is None else (labels == positive_label)
-    y = y.astype(np.int64)
+    from wsd.supervised import ANY, is_positive
+
+    y = is_positive(labels, positive_label or ANY).astype(np.int64)
     rec_ids, ry, rs = per_recording(y, score, source_id)
     _, _, rd = per_recording(y, decided.astype(np.float64), source_id)
     out = {"positive_label": positive_label or "(any label)", "threshold": float(threshold),

@@ -1,7 +1,8 @@
 """Targets for supervised training from window labels, and the input each model expects.
 
 * ``--positive LABEL``: a binary detector; windows labelled LABEL are positives, every other
-  window (other labels and unlabelled ones) a negative. The score is P(LABEL).
+  window (other labels and unlabelled ones) a negative. The score is P(LABEL). ``--positive
+  '*'`` makes every labelled window a positive (call against no call, whatever the type).
 * without it: a classifier over the distinct non-empty labels; unlabelled windows are left
   out.
 Class imbalance is met with loss weights ``n / (k * count_c)`` (balanced).
@@ -14,6 +15,13 @@ import numpy as np
 from wsd.errors import UsageError
 
 NEGATIVE = "other"
+ANY = "*"
+
+
+def is_positive(labels: np.ndarray, positive: str) -> np.ndarray:
+    """Boolean (n,): windows whose label counts as ``positive`` ('*': any label)."""
+    labels = np.asarray(labels, dtype=object)
+    return (labels != "") if positive == ANY else (labels == positive)
 
 
 def class_targets(labels: np.ndarray, positive: str | None
@@ -21,7 +29,7 @@ def class_targets(labels: np.ndarray, positive: str | None
     """``(y (n,) int with -1 = unused, classes, class_weights (k,))`` from window labels."""
     labels = np.asarray(labels, dtype=object)
     if positive is not None:
-        y = (labels == positive).astype(np.int64)
+        y = is_positive(labels, positive).astype(np.int64)
         if y.sum() == 0:
             found = sorted(set(labels) - {""})
             raise UsageError(f"--positive {positive!r}: no window has that label (labels: "

@@ -52,8 +52,8 @@ def train_cmd(
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 mixed precision "
                                        "[default: on for cuda, off on cpu]."),
     positive: Optional[str] = typer.Option(None, "--positive", help="Supervised: the label "
-                                           "that counts as a detection (e.g. call); all "
-                                           "other windows are negatives."),
+                                           "that counts as a detection (e.g. call; '*' for "
+                                           "any label); all other windows are negatives."),
     encoder: Optional[Path] = typer.Option(None, "--encoder", help="readout: the trained "
                                            "encoder (model file) whose embedding it reads."),
     force: bool = FORCE,
