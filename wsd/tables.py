@@ -107,7 +107,27 @@ def export_detections(f, fmt: str) -> Iterator[list[str]]:
     return raven_table(f, rows(), ["Label", "Score"])
 
 
-EXPORTERS: dict[str, Callable] = {"windows": export_windows, "embeddings": export_embeddings,
+def export_clusters(f, fmt: str) -> Iterator[list[str]]:
+    """One row per sequence: cluster and novelty (and label when known)."""
+    has_label = f.has("label")
+    if fmt == "csv":
+        cols = {"cluster": lambda sel: f.read("cluster", sel),
+                "novelty": lambda sel: f.read("novelty", sel).astype(np.float64)}
+        if has_label:
+            cols["label"] = lambda sel: f.read("label", sel)
+        return row_table(f, cols)
+
+    def rows():
+        sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
+        cl, nov = f.read("cluster"), f.read("novelty")
+        lab = f.read("label") if has_label else [""] * len(sid)
+        for i in range(len(sid)):
+            yield int(sid[i]), float(st[i]), float(en[i]), {
+                "Cluster": int(cl[i]), "Novelty": _fmt(float(nov[i])), "Label": lab[i]}
+    return raven_table(f, rows(), ["Cluster", "Novelty", "Label"])
+
+
+EXPORTERS: dict[str, Callable] = {"clusters": export_clusters, "windows": export_windows, "embeddings": export_embeddings,
                                   "detections": export_detections}
 
 

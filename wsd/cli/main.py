@@ -7,6 +7,7 @@ import sys
 import typer
 
 from wsd import __version__
+from wsd.cli import cluster as _cluster
 from wsd.cli import detect as _detect
 from wsd.cli import embed as _embed
 from wsd.cli import export as _export
@@ -44,6 +45,7 @@ app.command("slice")(_slice.slice_cmd)
 app.command("train")(_train.train_cmd)
 app.command("embed")(_embed.embed_cmd)
 app.command("detect")(_detect.detect_cmd)
+app.command("cluster")(_cluster.cluster_cmd)
 app.command("info")(_info.info_cmd)
 app.command("export")(_export.export_cmd)
 info_extra.setdefault("model", []).append(_train.model_info)

@@ -1,0 +1,105 @@
+"""wsd cluster end to end on an embeddings file with sequences of known types."""
+
+import json
+
+import numpy as np
+import pytest
+
+from wsd.store import open_file
+from wsd.store.rows import RowWriter
+from wsd.store import concat_sources
+
+D = 6
+
+
+def _sources(n):
+    return concat_sources([{"path": f"/data/rec{i}.wav", "size": 1, "mtime": 0.0,
+                            "format": "WAV/PCM_16", "native_sample_rate": 8000,
+                            "channels": 1, "frames_header": 8000, "frames_decoded": 8000,
+                            "duration_s": 60.0, "n_windows": 0, "status": "ok",
+                            "message": ""} for i in range(n)])
+
+
+@pytest.fixture
+def emb_and_mask(tmp_path):
+    """3 recordings; calls of 3 types (distinct trajectories, varying length) between
+    silent windows; labels on the call windows."""
+    rng = np.random.default_rng(0)
+    protos = [np.linspace(0, 1, 10)[:, None] * np.eye(D)[k] for k in range(3)]
+    rows = {"source_id": [], "start_s": [], "emb": [], "label": [], "silent": []}
+    for src in range(3):
+        t = 0.0
+        for c in range(8):
+            for _ in range(2):  # silence
+                rows["source_id"].append(src); rows["start_s"].append(t)
+                rows["emb"].append(0.05 * rng.standard_normal(D)); rows["label"].append("")
+                rows["silent"].append(True); t += 0.5
+            k = (src + c) % 3
+            n = int(rng.integers(6, 12))
+            idx = np.linspace(0, 9, n).round().astype(int)
+            for v in protos[k][idx] * 3:
+                rows["source_id"].append(src); rows["start_s"].append(t)
+                rows["emb"].append(v + 0.1 * rng.standard_normal(D))
+                rows["label"].append(f"type{k}"); rows["silent"].append(False); t += 0.5
+    n = len(rows["start_s"])
+    st = np.array(rows["start_s"])
+    common = {"source_id": np.array(rows["source_id"], np.int32), "start_s": st,
+              "end_s": st + 0.5}
+    spec = {"sample_rate": 8000, "n_fft": 512, "hop_length": 256, "frames": 32}
+    emb = tmp_path / "emb.h5"
+    w = RowWriter(emb, "embeddings", {"windows": "w.h5"}, spec, ["test"], _sources(3))
+    w.append(embeddings=np.array(rows["emb"], np.float32),
+             label=np.array(rows["label"], dtype=object), **common)
+    w.close()
+    det = tmp_path / "sil.h5"
+    w = RowWriter(det, "detections", {"detector": "silence"}, spec, ["test"], _sources(3))
+    w.append(score=np.zeros(n, np.float32), positive=~np.array(rows["silent"]), **common)
+    w.close()
+    return emb, det
+
+
+def test_cluster_recovers_types(emb_and_mask, tmp_path, wsd):
+    emb, det = emb_and_mask
+    out = tmp_path / "cl.h5"
+    r = wsd("cluster", emb, "--mask", det, "-o", out, "-k", "3")
+    assert r.code == 0, r.err
+    assert "ARI 1.000" in r.err and "dtaidistance C" in r.err
+    with open_file(out, "clusters") as f:
+        m = json.loads(f.attrs("/")["metrics_json"])
+        assert m["ari"] == pytest.approx(1.0) and m["knn1_accuracy"] == pytest.approx(1.0)
+        assert f.n == 24 and set(f.read("cluster")) == {0, 1, 2}
+        assert f.shape("linkage") == (23, 4) and f.shape("medoids") == (3,)
+        d = f.read("distance")
+        assert np.allclose(d, d.T) and np.allclose(np.diag(d), 0)
+        assert (f.read("seq_stop") - f.read("seq_start") >= 6).all()
+    lines = wsd("export", out).out.strip().split("\n")
+    assert lines[0] == "path,start_s,end_s,cluster,novelty,label" and len(lines) == 25
+    raven = wsd("export", out, "--format", "raven").out.strip().split("\n")
+    assert "Cluster" in raven[0].split("\t") and len(raven) == 25
+
+
+def test_sample_assignment_agrees(emb_and_mask, tmp_path, wsd):
+    emb, det = emb_and_mask
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "s.h5", "-k", "3", "--sample",
+            "12", "--seed", "1")
+    assert r.code == 0, r.err
+    with open_file(tmp_path / "s.h5") as f:
+        assert f.read("in_sample").sum() == 12
+        assert json.loads(f.attrs("/")["metrics_json"])["ari"] == pytest.approx(1.0)
+
+
+def test_memory_guard_suggests_sample(emb_and_mask, tmp_path, wsd):
+    emb, det = emb_and_mask
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--memory-gb", "0.000001")
+    assert r.code == 2 and "--sample" in r.err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_per_file_and_bad_mask(emb_and_mask, tmp_path, wsd):
+    emb, det = emb_and_mask
+    r = wsd("cluster", emb, "--per-file", "-o", tmp_path / "p.h5", "-k", "2")
+    assert r.code == 0, r.err
+    with open_file(tmp_path / "p.h5") as f:
+        assert f.n == 3
+    r = wsd("cluster", emb, "--mask", emb, "-o", tmp_path / "q.h5")
+    assert r.code == 65 and "detections" in r.err

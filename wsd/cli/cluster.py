@@ -1,0 +1,83 @@
+"""wsd cluster: discover call types by DTW agglomerative clustering of embedding sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+
+
+def cluster_cmd(
+    embeddings: Path = typer.Argument(..., metavar="EMB.h5", help="Embeddings file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Clusters file to write."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Detections from wsd detect "
+                                        "--silence: a call is a run of consecutive windows "
+                                        "that are not silent."),
+    per_file: bool = typer.Option(False, "--per-file", help="One sequence per recording (for "
+                                  "catalogues of clips)."),
+    min_windows: int = typer.Option(1, "--min-windows", help="Drop shorter sequences."),
+    max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Split longer runs "
+                                              "into near-equal pieces."),
+    window: Optional[int] = typer.Option(None, "--window", help="Sakoe-Chiba band of the DTW, "
+                                         "in windows [default: none]."),
+    normalize: str = typer.Option("none", "--normalize", help="none, zscore (per dimension) "
+                                  "or l2 (per window) before the DTW."),
+    pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
+                                      "with PCA first (DTW cost grows with D)."),
+    linkage: str = typer.Option("complete", "--linkage", help="complete, average or single."),
+    n_clusters: int = typer.Option(10, "--n-clusters", "-k", help="Cut the tree into at most "
+                                   "K clusters..."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="...or where merges "
+                                              "are higher than this DTW distance (overrides "
+                                              "--n-clusters)."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Cluster a random sample of N "
+                                         "sequences, then assign every other one to its "
+                                         "nearest medoid (cost linear in the archive)."),
+    novelty_k: int = typer.Option(5, "--novelty-k", help="Novelty = mean DTW distance to the "
+                                  "k nearest sequences (0: skip; with --sample it costs N "
+                                  "distances per sequence)."),
+    memory_gb: Optional[float] = typer.Option(None, "--memory-gb", help="Refuse a distance "
+                                              "matrix larger than this [default: a quarter "
+                                              "of RAM]."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --sample and PCA."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+    traceback: bool = TRACEBACK,
+):
+    """Group call sequences into types by multivariate DTW and agglomerative clustering.
+
+    Sequences are runs of consecutive non-silent windows (--mask), one per recording
+    (--per-file), or runs of consecutive windows. Distances are dtaidistance's C DTW
+    (dtw_ndim, parallel) between the sequences of embedding vectors; the linkage tree, each
+    cluster's medoid, the silhouette and a novelty score per sequence (rank rare sounds
+    first) are stored. The full matrix costs O(n^2): its memory and time are estimated
+    before starting, and past the limit wsd refuses and suggests --sample. With labels (from
+    slice --labels), the adjusted Rand index, NMI, purity and leave-one-out 1-nearest-
+    neighbour accuracy are stored and printed.
+    """
+    from wsd.clustering_run import ClusterParams, run_cluster
+    from wsd.store import check_output
+
+    rep = Reporter(quiet, "wsd cluster")
+    check_output(output, force)
+    p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
+                      min_windows=min_windows, max_windows=max_windows, window=window,
+                      normalize=normalize, pca=pca, linkage=linkage,
+                      n_clusters=None if threshold is not None else n_clusters,
+                      threshold=threshold, sample=sample, novelty_k=novelty_k,
+                      memory_gb=memory_gb, seed=seed)
+    s = run_cluster(str(embeddings), p, output, [history_entry("cluster")], force=force,
+                    report=rep)
+    rep.note(f"{s['n_sequences']} sequences -> {s['n_clusters']} clusters"
+             + (f", silhouette {s['silhouette']:.3f}" if s["silhouette"] is not None else "")
+             + f" -> {output}")
+    m = s.get("metrics")
+    if m and m.get("ari") is not None:
+        rep.note(f"against labels ({m['n_labelled']} sequences, {m['n_classes']} classes): "
+                 f"ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, purity {m['purity']:.3f}"
+                 + (f", 1-NN accuracy {m['knn1_accuracy']:.3f}"
+                    if m.get("knn1_accuracy") is not None else ""))
+    return 0
