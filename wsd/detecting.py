@@ -12,49 +12,32 @@ from wsd.errors import UsageError
 CHUNK = 2048
 
 
-def silence_scores(f, params, progress=lambda n: None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(score dB above floor (n,), active (n,), extra datasets) for an open windows file."""
+def silence_rows(f, sel: slice, params) -> dict:
+    """Silence detection on rows ``sel`` of an open windows file, which must hold whole
+    recordings: score (dB above floor), positive (active), active_frac, and each
+    recording's floor (``floor_sid``, ``floor_db``)."""
     from wsd.detection import bin_floor, decide, frame_energy, window_floor
 
     freqs = f.read("freqs")
     spec = f.spectrogram
-    sid, start = f.read("source_id"), f.read("start_s")
+    sid, start = f.read("source_id", sel), f.read("start_s", sel)
+    a, b = sel.start, sel.stop
     floor = None
     if params.whiten:  # first pass: per-bin noise floor of every window
-        wf = np.concatenate([window_floor(f.read("windows", slice(a, min(f.n, a + CHUNK))))
-                             for a in range(0, f.n, CHUNK)] or [np.zeros((0, len(freqs)))])
+        wf = np.concatenate([window_floor(f.read("windows", slice(i, min(b, i + CHUNK))))
+                             for i in range(a, b, CHUNK)] or [np.zeros((0, len(freqs)))])
         floor = bin_floor(wf, sid, start, params.floor_span_s)
     energy = []
-    for a in range(0, f.n, CHUNK):
-        sel = slice(a, min(f.n, a + CHUNK))
-        energy.append(frame_energy(f.read("windows", sel), freqs, params,
-                                   None if floor is None else floor[sel]))
-        progress(sel.stop - sel.start)
+    for i in range(a, b, CHUNK):
+        rows = slice(i, min(b, i + CHUNK))
+        energy.append(frame_energy(f.read("windows", rows), freqs, params,
+                                   None if floor is None else floor[i - a : rows.stop - a]))
     energy = np.concatenate(energy) if energy else np.zeros((0, spec["frames"]), np.float32)
     hop_s = spec["hop_length"] / spec["sample_rate"]
     d = decide(energy, sid, start, params, hop_s=hop_s)
-    floor = np.full(len(f.sources["path"]), np.nan, np.float32)
-    floor[d.recordings] = d.floor_db
-    return d.score.astype(np.float32), ~d.silent, {"floor_db": floor,
-                                                    "active_frac": d.active_frac}
-
-
-def model_scores(f, net, info, batch_size: int, device: str,
-                 progress=lambda n: None) -> np.ndarray:
-    """P(positive class) per window (n,) for an open windows file and a binary classifier."""
-    from wsd.embedding import embed_batches
-
-    norm = info["norm"]
-
-    def batches():
-        for a in range(0, f.n, batch_size):
-            yield f.read("windows", slice(a, min(f.n, a + batch_size)))
-    out = []
-    for p in embed_batches(net, batches(), float(norm["mean"]), float(norm["std"]), device,
-                           scores=True):
-        out.append(p[:, 1].astype(np.float32))
-        progress(len(p))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return {"score": d.score.astype(np.float32), "positive": ~d.silent,
+            "active_frac": d.active_frac.astype(np.float32), "floor_sid": d.recordings,
+            "floor_db": d.floor_db}
 
 
 def check_binary(info: dict, path: str) -> str:

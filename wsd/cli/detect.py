@@ -54,6 +54,10 @@ def detect_cmd(
                                        "seconds either side."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model: windows per batch."),
     device: str = typer.Option("auto", "--device", help="Model: auto, cpu or cuda."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows (silence: "
+                                "groups of recordings) scored in parallel processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
+                                            "scheduler ADDRESS to run the chunks on."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
@@ -71,8 +75,12 @@ def detect_cmd(
     recall and the confusion matrix are stored and printed, per window and per recording (a
     recording's score is its highest window score).
     """
-    from wsd.detecting import (check_binary, evaluate, format_metrics, model_scores,
-                               silence_scores, write_detections)
+    import json
+
+    import numpy as np
+
+    from wsd import rowjobs
+    from wsd.detecting import check_binary, evaluate, format_metrics, write_detections
     from wsd.detection import SilenceParams
     from wsd.errors import UsageError
     from wsd.store import atomic_output, check_output, open_file
@@ -87,19 +95,30 @@ def detect_cmd(
                        min_run_frames=min_run_frames, click_db=click_db,
                        min_active_frac=min_active_frac, whiten=whiten,
                        floor_span_s=floor_span_s) if silence else None
-    net = info = None
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    info = None
     if model is not None:
-        from wsd.embedding import load_trained
+        from wsd.store.models import load_model
         from wsd.training import pick_device
 
         dev = pick_device(device)
-        net, info = load_trained(model, dev)
+        info = load_model(model)
         pos_label = check_binary(info, str(model))
+    shards = rowjobs.shard_dir(output)
     with open_file(windows, "windows") as f:
+        run_kw = {"workers": workers, "scheduler": scheduler}
         if silence:
             params = {"detector": "silence", "windows": str(windows), **sp.__dict__}
+            tasks = rowjobs.plan("silence", str(windows), f.n, str(shards),
+                                 source_id=f.read("source_id"),
+                                 options=json.dumps(sp.__dict__))
             with rep.progress("silence", f.n, "windows") as adv:
-                score, decided, extra = silence_scores(f, sp, adv)
+                parts = rowjobs.collect(rowjobs.run(tasks, progress=adv, **run_kw))
+            score, decided = parts["score"], parts["positive"].astype(bool)
+            floor = np.full(len(f.sources["path"]), np.nan, np.float32)
+            floor[parts["floor_sid"]] = parts["floor_db"]
+            extra = {"floor_db": floor, "active_frac": parts["active_frac"]}
             thr, truth_label = on_db, positive
         else:
             from wsd.embedding import check_model_settings
@@ -108,8 +127,10 @@ def detect_cmd(
             thr = float(threshold if threshold is not None else info["params"]["threshold"])
             params = {"detector": "model", "windows": str(windows), "model": str(model),
                       "arch": info["arch"], "batch_size": batch_size}
+            tasks = rowjobs.plan("score", str(windows), f.n, str(shards), model=str(model),
+                                 batch_size=batch_size, device=dev)
             with rep.progress("detecting", f.n, "windows") as adv:
-                score = model_scores(f, net, info, batch_size, dev, adv)
+                score = rowjobs.collect(rowjobs.run(tasks, progress=adv, **run_kw))["score"]
             decided = score >= thr
             extra, truth_label = {}, positive or pos_label
         if silence and threshold is not None:
@@ -132,6 +153,7 @@ def detect_cmd(
             finally:
                 w.close()
         n = f.n
+    rowjobs.remove(shards)
     kept = int(decided.sum())
     what = "active (not silence)" if silence else "detections"
     rep.note(f"{kept}/{n} windows {what} ({100 * kept / max(n, 1):.1f}%), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,6 +19,10 @@ def embed_cmd(
     reconstruct: int = typer.Option(0, "--reconstruct", help="Also store N input/decoder "
                                     "output pairs (autoencoders) for wsd report."),
     seed: int = typer.Option(0, "--seed", help="Seed choosing the windows to reconstruct."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows embedded in "
+                                "parallel processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
+                                            "scheduler ADDRESS to run the chunks on."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
@@ -28,10 +33,14 @@ def embed_cmd(
     (printing both). The source table, per-window times, padding flags and labels are carried
     forward. With --reconstruct N, N windows chosen at random (seeded) are stored with the
     decoder's reconstruction; a gan model stores N generated windows instead.
-    """
-    import numpy as np
 
-    from wsd.embedding import check_model_settings, embed_batches, load_trained
+    Windows are embedded in chunks of 16,384, each written to a shard under OUTPUT.shards/
+    (so an interrupted run resumes, and --workers/--scheduler spread the chunks); the output
+    is the same bit for bit whatever the number of workers.
+    """
+    from wsd import rowjobs
+    from wsd.embedding import check_model_settings
+    from wsd.store.rows import read_arrays
     from wsd.errors import UsageError
     from wsd.store import atomic_output, check_output, open_file
     from wsd.store.rows import RowWriter
@@ -39,10 +48,10 @@ def embed_cmd(
 
     rep = Reporter(quiet, "wsd embed")
     check_output(output, force)
-    if batch_size < 1 or reconstruct < 0:
-        raise UsageError("--batch-size must be >= 1 and --reconstruct >= 0")
+    if batch_size < 1 or reconstruct < 0 or workers < 1:
+        raise UsageError("--batch-size and --workers must be >= 1 and --reconstruct >= 0")
     dev = pick_device(device)
-    net, info = load_trained(model, dev)
+    net, info = rowjobs.cached_model(str(model), dev)
     norm = info["norm"]
     mean, std = float(norm["mean"]), float(norm["std"])
     with open_file(windows, "windows") as f:
@@ -53,26 +62,25 @@ def embed_cmd(
                   "seed": seed}
         history = list(dict.fromkeys(f.history + info["history"])) + [history_entry("embed")]
         carried = [k for k in ("padded", "label") if f.has(k)]
+        shards = rowjobs.shard_dir(output)
+        tasks = rowjobs.plan("embed", str(windows), n, str(shards), model=str(model),
+                             batch_size=batch_size, device=dev)
+        with rep.progress("embedding", n, "windows") as adv:
+            done = rowjobs.run(tasks, workers=workers, scheduler=scheduler, progress=adv)
         with atomic_output(output, force) as tmp:
             w = RowWriter(tmp, "embeddings", params, f.spectrogram, history, f.sources)
             try:
-                with rep.progress("embedding", n, "windows") as adv:
-                    def batches():
-                        for a in range(0, n, batch_size):
-                            yield f.read("windows", slice(a, min(n, a + batch_size)))
-                    a = 0
-                    for z in embed_batches(net, batches(), mean, std, dev):
-                        sel = slice(a, a + len(z))
-                        cols = {k: f.read(k, sel) for k in ("source_id", "start_s", "end_s",
-                                                            *carried)}
-                        w.append(embeddings=z.astype(np.float32), **cols)
-                        a += len(z)
-                        adv(len(z))
+                for t, shard in zip(tasks, done):
+                    sel = slice(t.a, t.b)
+                    cols = {k: f.read(k, sel) for k in ("source_id", "start_s", "end_s",
+                                                        *carried)}
+                    w.append(embeddings=read_arrays(shard)["embeddings"], **cols)
                 if reconstruct:
                     _reconstructions(w, net, f, reconstruct, seed, mean, std, dev)
                 w.set_attrs(embedding_dim=int(net.embedding_dim))
             finally:
                 w.close()
+    rowjobs.remove(shards)
     rep.note(f"{n} windows -> {net.embedding_dim}-d embeddings in {output}")
     return 0
 

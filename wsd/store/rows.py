@@ -64,3 +64,28 @@ class RowWriter:
 
     def close(self) -> None:
         self.f.close()
+
+
+def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
+    """A small HDF5 file of named arrays, written atomically (a task's shard)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for k, v in arrays.items():
+                f.create_dataset(k, data=np.asarray(v))
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def read_arrays(path) -> dict[str, np.ndarray]:
+    from wsd.store import _open
+
+    with _open(path) as f:
+        return {k: f[k][()] for k in f}
