@@ -106,9 +106,11 @@ def _torch_dataset():
         """
 
         def __init__(self, path, runs, batch_size, mean, std, *, seed=0, shuffle=True,
-                     buffer=4096, seq=1, epoch=0, targets=None, input_kind="spectrogram"):
+                     buffer=4096, seq=1, epoch=0, targets=None, input_kind="spectrogram",
+                     rank=0, world=1):
             self.path, self.runs = str(path), np.asarray(runs)
             self.targets, self.input_kind = targets, input_kind
+            self.rank, self.world = rank, world
             self.batch_size, self.mean, self.std = batch_size, mean, std
             self.seed, self.shuffle, self.buffer, self.seq = seed, shuffle, buffer, seq
             self.epoch = epoch
@@ -122,7 +124,8 @@ def _torch_dataset():
             self.epoch += 1  # persistent workers: the next __iter__ is the next epoch
             order = (np.random.default_rng([self.seed, epoch]).permutation(len(self.runs))
                      if self.shuffle else np.arange(len(self.runs)))
-            rng = np.random.default_rng([self.seed, epoch, wid, 1])
+            rng = np.random.default_rng([self.seed, epoch, self.rank, wid, 1])
+            order = order[self.rank :: self.world]  # torchrun: this rank's share
             per = max(1, self.batch_size // self.seq)
             pool: list[np.ndarray] = []
             out: list[np.ndarray] = []
@@ -178,13 +181,13 @@ def _torch_dataset():
 
 
 def loader(path, runs, batch_size, mean, std, *, seed=0, shuffle=True, seq=1, workers=0,
-           buffer=4096, epoch=0, targets=None, input_kind="spectrogram"):
+           buffer=4096, epoch=0, targets=None, input_kind="spectrogram", rank=0, world=1):
     """A torch DataLoader over :class:`WindowBatches` (batches formed in the dataset)."""
     import torch
 
     ds = _torch_dataset()(path, runs, batch_size, mean, std, seed=seed, shuffle=shuffle,
                           buffer=buffer, seq=seq, epoch=epoch, targets=targets,
-                          input_kind=input_kind)
+                          input_kind=input_kind, rank=rank, world=world)
     kw = {}
     if workers > 0:
         kw = {"num_workers": workers, "persistent_workers": True, "prefetch_factor": 4}

@@ -25,7 +25,7 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
     if scheduler:
         from distributed import Client, as_completed
 
-        with Client(scheduler, set_as_default=False) as client:
+        with Client(scheduler) as client:
             futures = client.map(fn, tasks, pure=False, retries=2)
             try:
                 for fut in as_completed(futures):

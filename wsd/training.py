@@ -111,7 +111,10 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed % (2**32))
-    device = pick_device(p.device)
+    from wsd import distributed
+
+    dd = distributed.from_env()
+    device = distributed.init(dd, pick_device(p.device))
     spec = meta["spectrogram"]
     try:
         cls = registry.get(p.arch)
@@ -161,7 +164,9 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         mean, std = 0.0, 1.0
     else:
         mean, std = datasets.norm_stats(windows_path, tr_runs)
+    distributed.sync_model(dd, model)
     opts = model.configure_optimizers(p.lr)
+    distributed.average_gradients(dd, opts)
     amp = p.amp if p.amp is not None else device.startswith("cuda")
     if amp:
         dev = "cuda" if device.startswith("cuda") else "cpu"
@@ -189,12 +194,15 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
         mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
     norm = {"mean": mean, "std": std}
+    if not dd.main:
+        report = lambda *a, **k: None  # noqa: E731  (only rank 0 reports)
     report("setup", n_train=n_train, n_val=n_val, split=split_note, device=device,
            params=sum(x.numel() for x in model.parameters()), epochs=p.epochs,
            start_epoch=st.epoch, amp=amp)
     workers = p.loader_workers if n_train > 4 * p.batch_size else 0
     data_kw = {"targets": targets, "input_kind": input_kind}
     train_dl = datasets.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
+                               rank=dd.rank, world=dd.world,
                                shuffle=True, seq=seq, workers=workers, epoch=st.epoch,
                                **data_kw)
     val_dl = datasets.loader(windows_path, va_runs, max(p.batch_size, 256 // seq * seq), mean,
@@ -224,7 +232,11 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     while st.epoch < p.epochs and not st.stopped_early:
         t0, seen, total = time.perf_counter(), 0, 0.0
         model.train()
-        for batch in train_dl:
+        it = iter(train_dl)
+        while True:
+            batch = next(it, None)
+            if not distributed.all_have(dd, batch is not None):
+                break
             logs, k = step(batch)
             seen += k
             total += logs["loss"] * k
@@ -260,18 +272,23 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
               "best_state": st.best_state or {}}
         if st.stopped_early:
             ck["epoch"] = p.epochs  # nothing left to do on resume
-        tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
-        save(tmp, checkpoint=ck)
-        os.replace(tmp, ckpt)
+        if dd.main:
+            tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
+            save(tmp, checkpoint=ck)
+            os.replace(tmp, ckpt)
+        distributed.barrier(dd)
     final = st.best_state if st.best_state else None
     if final:
         model.load_state_dict(final)
     if supervised:
         common["params"].update(_validation_scores(model, val_dl, device, p.positive))
-    with atomic_output(out, force=True) as tmp:
-        save(tmp, state=final)
-    with contextlib.suppress(OSError):
-        ckpt.unlink()
+    if dd.main:
+        with atomic_output(out, force=True) as tmp:
+            save(tmp, state=final)
+        with contextlib.suppress(OSError):
+            ckpt.unlink()
+    distributed.barrier(dd)
+    distributed.finish(dd)
     return {"epochs": st.epoch, "best_epoch": st.best_epoch, "best_val": st.best_val,
             "stopped_early": st.stopped_early, "n_train": n_train, "n_val": n_val,
             "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,

@@ -77,7 +77,9 @@ def train_cmd(
     sequences of consecutive windows; the embedding is the discriminator's LSTM state).
 
     Windows are read in runs of consecutive windows and shuffled through a buffer, so files
-    larger than memory train. The validation split takes whole recordings (a single recording
+    larger than memory train. Under torchrun --nproc-per-node N (e.g. `torchrun
+    --nproc-per-node 4 -m wsd train ...`) each process reads its share of the windows and
+    gradients are averaged across processes before every step (gloo on CPU, nccl on GPUs). The validation split takes whole recordings (a single recording
     gives its last windows). Inputs are normalised with the training split's mean and
     standard deviation, stored in the model with the spectrogram settings and the loss
     history. CPU memory: the seed-sized lstm needs about 13 GB at batch 64; use e.g.
@@ -86,7 +88,9 @@ def train_cmd(
     from wsd.store import check_output, open_file
     from wsd.training import TrainParams, train
 
-    rep = Reporter(quiet, "wsd train")
+    from wsd.distributed import from_env
+
+    rep = Reporter(quiet or not from_env().main, "wsd train")  # under torchrun: rank 0 speaks
     if not resume:
         check_output(output, force)
     params = TrainParams(arch=arch, arch_params=parse_arch_params(arch_param), epochs=epochs,

@@ -1,0 +1,5 @@
+"""``python -m wsd`` (and ``torchrun -m wsd train ...``)."""
+
+from wsd.cli.main import main
+
+main()
