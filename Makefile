@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench man clean
+.PHONY: setup demo test bench man clean browser
 
 setup: $(STAMP)
 
@@ -22,8 +22,14 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(MAKE) -C examples WSD=$(CURDIR)/$(BIN)/wsd PYTHON=$(CURDIR)/$(BIN)/python
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium for the report's browser test (skipped with a reason when absent)
+browser:
+	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium not installed: the browser test will be skipped"
 
 bench: setup
 	$(BIN)/python benchmarks/slice.py

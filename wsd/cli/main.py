@@ -12,6 +12,7 @@ from wsd.cli import detect as _detect
 from wsd.cli import embed as _embed
 from wsd.cli import export as _export
 from wsd.cli import info as _info
+from wsd.cli import report as _report
 from wsd.cli import slice as _slice
 from wsd.cli import train as _train
 from wsd.cli import info_extra
@@ -46,6 +47,7 @@ app.command("train")(_train.train_cmd)
 app.command("embed")(_embed.embed_cmd)
 app.command("detect")(_detect.detect_cmd)
 app.command("cluster")(_cluster.cluster_cmd)
+app.command("report")(_report.report_cmd)
 app.command("info")(_info.info_cmd)
 app.command("export")(_export.export_cmd)
 info_extra.setdefault("model", []).append(_train.model_info)

@@ -1,0 +1,71 @@
+"""wsd report: figures, metrics.json and a self-contained index.html from wsd files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import typer
+
+from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter
+
+
+def report_cmd(
+    inputs: List[Path] = typer.Argument(..., metavar="INPUT.h5...", help="wsd files of any "
+                                        "kind: windows, model, embeddings, detections, "
+                                        "clusters."),
+    output: Path = typer.Option(..., "--output", "-o", help="Report folder to create."),
+    projection: str = typer.Option("pca", "--projection", help="Embedding map: pca or tsne."),
+    max_points: int = typer.Option(5000, "--max-points", help="Windows drawn on the embedding "
+                                   "map at most (a seeded sample beyond)."),
+    max_clips: int = typer.Option(200, "--max-clips", help="WAV clips written at most "
+                                  "(medoids first, then the most novel sequences, then "
+                                  "gallery members and events)."),
+    clip_seconds: float = typer.Option(10.0, "--clip-seconds", help="Longest clip and "
+                                       "gallery panel (s)."),
+    gallery_size: int = typer.Option(8, "--gallery-size", help="Spectrograms per cluster "
+                                     "gallery, the medoid included."),
+    galleries: int = typer.Option(12, "--galleries", help="Clusters given a gallery (the "
+                                  "largest)."),
+    novel: int = typer.Option(10, "--novel", help="Most novel sequences listed to listen to."),
+    events: int = typer.Option(100, "--events", help="Detected events listed (highest score "
+                               "first)."),
+    timelines: int = typer.Option(3, "--timelines", help="Recordings given a timeline "
+                                  "player."),
+    timeline_seconds: float = typer.Option(60.0, "--timeline-seconds", help="Longest span of "
+                                           "a recording in a timeline (its busiest part, s)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for samples and t-SNE."),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Also open the files the "
+                                "inputs were made from (windows, model, embeddings)."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+    traceback: bool = TRACEBACK,
+):
+    """Write PNG figures, metrics.json and index.html into a folder, choosing what fits the
+    kinds of file given.
+
+    Embeddings: a PCA or t-SNE map coloured by cluster, label or detector decision, with the
+    densest regions enlarged; reconstructions; a GAN's generated windows. Models: training
+    curves and the first convolution layer's kernels. Detections: ROC and precision-recall
+    curves, confusion matrices (counts and rates), the score distribution, and timeline
+    players (spectrogram, per-window score coloured by decision, events) with a cursor that
+    follows the sound. Clusters: sizes, dendrogram, a density/novelty view and a gallery
+    per cluster (medoid first) with a play button under every spectrogram.
+
+    The files the inputs were made from are opened too (unless --no-follow), so
+    `wsd report clusters.h5 -o report/` shows the whole chain. Clips are short WAV excerpts
+    of the recordings in report/audio/; the page works offline from the folder (open
+    index.html in a browser). An existing report folder is replaced only with --force.
+    """
+    from wsd.report import ReportOptions, build_report
+
+    rep = Reporter(quiet, "wsd report")
+    opts = ReportOptions(projection=projection, max_points=max_points, max_clips=max_clips,
+                         clip_seconds=clip_seconds, gallery_size=gallery_size,
+                         galleries=galleries, novel=novel, events=events, timelines=timelines,
+                         timeline_seconds=timeline_seconds, seed=seed, follow=follow)
+    out = build_report([str(p) for p in inputs], output, opts, force=force,
+                       warn=lambda msg, path=None: rep.warn(msg, path))
+    more = f" ({out['clips_left_out']} left out: --max-clips)" if out["clips_left_out"] else ""
+    rep.note(f"{len(out['figures'])} figures, {len(out['clips'])} clips{more} -> {out['page']}")
+    return 0

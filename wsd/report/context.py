@@ -1,0 +1,115 @@
+"""What the parts of a report share: its options, the output folder, figure saving, the open
+windows files and the clip writer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from wsd.errors import UsageError
+from wsd.report.analysis import PROJECTIONS
+from wsd.report.audio_clips import ClipWriter
+from wsd.report.inputs import Collection, Item, WindowsData
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Settings of ``wsd report``; each field is the CLI flag (``max_clips`` -> ``--max-clips``).
+
+    projection : "pca" or "tsne" for the embedding map.
+    max_points : windows drawn on the embedding map at most (a seeded sample beyond).
+    max_clips : WAV clips written at most for galleries, novel sequences and events.
+    clip_seconds : a clip (and a gallery panel) shows at most this many seconds.
+    gallery_size : panels per cluster gallery, the medoid included.
+    galleries : clusters given a gallery (the largest ones).
+    novel : most novel sequences listed with play buttons.
+    events : detection events listed (highest score first).
+    timelines : recordings given a timeline player.
+    timeline_seconds : longest span of a recording a timeline shows (its busiest part).
+    seed : seed for samples and t-SNE.
+    follow : also open the files the inputs were made from (windows, model, embeddings).
+    """
+
+    projection: str = "pca"
+    max_points: int = 5000
+    max_clips: int = 200
+    clip_seconds: float = 10.0
+    gallery_size: int = 8
+    galleries: int = 12
+    novel: int = 10
+    events: int = 100
+    timelines: int = 3
+    timeline_seconds: float = 60.0
+    seed: int = 0
+    follow: bool = True
+
+    def __post_init__(self):
+        bad = []
+        if self.projection not in PROJECTIONS:
+            bad.append(f"--projection must be one of {', '.join(PROJECTIONS)}, "
+                       f"got {self.projection!r}")
+        for name in ("max_points", "gallery_size"):
+            if getattr(self, name) < 2:
+                bad.append(f"--{name.replace('_', '-')} must be >= 2")
+        for name in ("max_clips", "galleries", "novel", "events", "timelines"):
+            if getattr(self, name) < 0:
+                bad.append(f"--{name.replace('_', '-')} must be >= 0")
+        for name in ("clip_seconds", "timeline_seconds"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                bad.append(f"--{name.replace('_', '-')} must be > 0 seconds")
+        if bad:
+            raise UsageError("; ".join(bad))
+
+
+class Ctx:
+    """Shared state while a report is built in ``outdir``."""
+
+    def __init__(self, outdir: Path, options: ReportOptions, col: Collection,
+                 warn: Callable[[str, str | None], None]):
+        self.outdir = Path(outdir)
+        self.opts = options
+        self.col = col
+        self.warn = warn
+        self.clips = ClipWriter(self.outdir, options.max_clips, options.clip_seconds, warn)
+        self.files: list[str] = []  # figures written, relative to outdir
+        self.maps: dict[str, dict] = {}  # embeddings name -> {"index", "xy", "axis_names"}
+        self._windows: dict[str, WindowsData | None] = {}
+
+    def save(self, fig, name: str) -> str:
+        """Save ``fig`` as ``outdir/name.png``; return the relative path."""
+        from wsd.report.plotting import save
+
+        rel = f"{name}.png"
+        save(fig, self.outdir / rel)
+        self.files.append(rel)
+        return rel
+
+    def windows(self, item: Item | None) -> WindowsData | None:
+        """The windows data of a windows item (cached), or None."""
+        if item is None or item.kind != "windows":
+            return None
+        if item.name not in self._windows:
+            self._windows[item.name] = WindowsData(item)
+        return self._windows[item.name]
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.opts.seed, salt])
+
+
+def spectrogram_axes(item: Item) -> tuple[np.ndarray, float, float] | None:
+    """``(freqs (bins,) Hz, hop_s, offset_s)`` from a file's spectrogram settings, or None."""
+    from wsd.spectrogram import SpectrogramParams
+
+    spec = item.f.spectrogram if item.f is not None else None
+    if not spec:
+        return None
+    try:
+        p = SpectrogramParams.from_dict(spec)
+    except (UsageError, TypeError):
+        return None
+    return p.freqs(), p.hop_length / p.sample_rate, p.n_fft / (2 * p.sample_rate)
