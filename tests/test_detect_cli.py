@@ -103,3 +103,43 @@ def test_detect_usage_errors(gapped, tmp_path, wsd):
     assert r.code == 2 and "off_db" in r.err
     r = wsd("detect", win, "--model", win, "-o", tmp_path / "x.h5")
     assert r.code == 65
+
+
+def test_trained_call_detector_end_to_end(gapped, tmp_path, wsd):
+    """train --positive '*' (call against no call) -> detect --model: scores, threshold
+    from validation, metrics, and a readout head on a frozen encoder."""
+    d, lab, events = gapped
+    # more recordings (the same calls in fresh noise) so validation holds out whole ones
+    x, sr = sf.read(d / "gapped.wav", dtype="float32")
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        sf.write(d / f"copy{i}.wav", x + 0.003 * ocean_noise(len(x), sr, rng, colour="pink"),
+                 sr)
+        lab.write_text(lab.read_text() + "".join(f"copy{i}.wav,{a},{b},{k}\n"
+                                                 for a, b, k in events))
+    win = tmp_path / "w.h5"
+    assert wsd("slice", d, "-o", win, "--labels", lab, "--sample-rate", "8000", "-q").code == 0
+    det_model = tmp_path / "cnn.h5"
+    r = wsd("train", win, "--arch", "vanillacnn", "--positive", "*", "--epochs", "6",
+            "--batch-size", "16", "--lr", "3e-3", "--val-fraction", "0.25", "-o", det_model)
+    assert r.code == 0, r.err
+    out = tmp_path / "calls.h5"
+    r = wsd("detect", win, "--model", det_model, "-o", out)
+    assert r.code == 0, r.err
+    with open_file(out, "detections") as f:
+        m = json.loads(f.attrs("/")["metrics_json"])
+        score = f.read("score")
+        assert f.attrs("/")["detector"] == "model" and 0 < f.attrs("/")["threshold"] < 1
+    assert ((score >= 0) & (score <= 1)).all()
+    assert m["window"]["roc_auc"] >= 0.9, m["window"]
+    ae = tmp_path / "ae.h5"
+    assert wsd("train", win, "--arch", "convae", "-p", "width=0.125", "--epochs", "2",
+               "--batch-size", "16", "-o", ae, "-q").code == 0
+    ro = tmp_path / "readout.h5"
+    r = wsd("train", win, "--arch", "readout", "--encoder", ae, "--positive", "*",
+            "--epochs", "3", "--batch-size", "16", "-o", ro, "-q")
+    assert r.code == 0, r.err
+    assert wsd("detect", win, "--model", ro, "-o", tmp_path / "ro.h5", "-q").code == 0
+    # an autoencoder is not a detector
+    r = wsd("detect", win, "--model", ae, "-o", tmp_path / "bad.h5")
+    assert r.code == 2 and "--positive" in r.err

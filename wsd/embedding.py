@@ -44,6 +44,8 @@ def load_trained(path, device: str = "cpu"):
     info = load_model(path)
     cfg = dict(info["config"])
     frames, bins = cfg.pop("frames"), cfg.pop("bins")
+    if cfg.get("weights"):
+        cfg["weights"] = ""  # pretrained weights were only a starting point: the file has all
     model = build_model(info["arch"], frames, bins, cfg)
     model.load_state_dict(info["state_dict"])
     model.to(device).eval()

@@ -122,6 +122,10 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         raise UsageError(str(e)) from None
     supervised = cls.kind == "classifier"
     input_kind = getattr(cls, "input_kind", "spectrogram")
+    enc_info = None
+    if supervised and p.arch == "readout":
+        enc_info = _readout_encoder(p, spec, meta, {})
+        input_kind = enc_info["params"].get("input_kind") or "spectrogram"
     frames = int(spec["frames"])
     bins = input_bins(input_kind, int(meta["bins"]))
     arch_params, sup = dict(p.arch_params), {}
@@ -132,8 +136,8 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         targets, classes, weights = class_targets(meta["label"], p.positive)
         arch_params["n_classes"] = len(classes)
         sup = {"classes": classes, "positive": p.positive, "input_kind": input_kind}
-        if p.arch == "readout":
-            enc = _readout_encoder(p, spec, meta, arch_params)
+        if enc_info is not None:
+            enc = _readout_encoder(p, spec, meta, arch_params, enc_info)
     elif p.positive or p.encoder:
         raise UsageError(f"--positive and --encoder are for supervised architectures, not "
                          f"{p.arch}")
@@ -296,18 +300,19 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
             "validation": common["params"].get("val_metrics")}
 
 
-def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict) -> dict:
+def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict,
+                     enc: dict | None = None) -> dict:
     """Load the frozen encoder of a readout head and put its architecture in the params."""
     import json
 
-    from wsd.embedding import check_settings
+    from wsd.embedding import check_model_settings
     from wsd.store.models import load_model
 
     if not p.encoder:
         raise UsageError("--arch readout needs --encoder MODEL.h5 (a trained encoder)")
-    enc = load_model(p.encoder)
-    check_settings(enc["spectrogram"], spec, int(meta["bins"]), p.encoder,
-                   model_bins=enc["config"]["bins"])
+    if enc is None:
+        enc = load_model(p.encoder)
+        check_model_settings(enc, spec, int(meta["bins"]), p.encoder)
     cfg = {k: v for k, v in enc["config"].items() if k not in ("frames", "bins")}
     arch_params.update(encoder_arch=enc["arch"], encoder_config=json.dumps(cfg))
     return enc
