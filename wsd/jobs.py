@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsd.errors import WsdError
+from wsd.errors import BadInputError, InputMissingError, WsdError
 
 SHARD_VERSION = 1
 
@@ -30,6 +30,11 @@ class SliceTask:
     events: tuple = ()  # ((start_s, end_s, label), ...) or () without --labels
     labelled: bool = False
     skip_bad: bool = False
+    name: str = ""  # the path as the user gave it, for messages ("" -> path)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path
 
     def fingerprint(self) -> str:
         st = os.stat(self.path)
@@ -75,13 +80,20 @@ def slice_file(task: SliceTask) -> SliceResult:
     from wsd.store.windows import ShardWriter, read_shard
 
     try:
-        shard = task.shard_path()
+        try:
+            shard = task.shard_path()
+        except FileNotFoundError:
+            raise InputMissingError("no such file (it vanished while slicing)",
+                                    task.label) from None
         if shard.exists():
-            row, _, n = read_shard(shard)
-            return SliceResult(task.index, task.path, str(shard), n, reused=True, row=row)
+            try:
+                row, _, n = read_shard(shard)
+                return SliceResult(task.index, task.label, str(shard), n, reused=True, row=row)
+            except (WsdError, KeyError, IndexError, OSError):
+                shard.unlink(missing_ok=True)  # damaged shard: slice the file again
         p = SpectrogramParams.from_dict(task.spec)
         info = probe(task.path)
-        stream = AudioStream(task.path, p.sample_rate, p.channel, info=info)
+        stream = AudioStream(task.path, p.sample_rate, p.channel, info=info, name=task.label)
         spec = Spectrogrammer(p)
         writer = ShardWriter(shard, p.frames, p.bins, task.dtype)
         try:
@@ -104,7 +116,8 @@ def slice_file(task: SliceTask) -> SliceResult:
             rows = {}
             if task.labelled:
                 rows["label"] = assign(list(task.events), start, end)
-            status = "truncated" if stream.stats.warnings else ("short" if padded else "ok")
+            status = ("truncated" if stream.stats.truncated else "damaged" if stream.stats.damaged
+                      else "short" if padded else "ok")
             row = {"path": task.path, "size": info.size, "mtime": info.mtime,
                    "format": f"{info.format}/{info.subtype}",
                    "native_sample_rate": info.sample_rate, "channels": info.channels,
@@ -115,10 +128,13 @@ def slice_file(task: SliceTask) -> SliceResult:
         except BaseException:
             writer.abort()
             raise
-        return SliceResult(task.index, task.path, str(shard), len(start), padded=padded,
+        return SliceResult(task.index, task.label, str(shard), len(start), padded=padded,
                            warnings=warnings, row=row)
-    except WsdError as e:
+    except (BadInputError, InputMissingError) as e:
+        if e.path == task.path:  # name the file as the user did (args: survives pickling)
+            e.path = task.label
+            e.args = (e.reason, e.path)
         if not task.skip_bad:
             raise
-        return SliceResult(task.index, task.path, None, 0, error=e.reason,
+        return SliceResult(task.index, task.label, None, 0, error=e.reason,
                            row=bad_row(task.path, e.reason))

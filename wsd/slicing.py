@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from wsd.errors import BadInputError, UsageError, WsdError
+from wsd.errors import BadInputError, OutputError, UsageError, WsdError
 from wsd.spectrogram import DTYPES, SpectrogramParams
 
 JOIN_MODES = ("auto", "merge", "virtual")
@@ -49,19 +49,22 @@ def common_rate(files: list[Path], skip_bad: bool) -> int:
     from wsd.audio import probe
 
     rates: dict[int, list[str]] = {}
+    first_bad = None
     for f in files:
         try:
             rates.setdefault(probe(f).sample_rate, []).append(str(f))
-        except WsdError:
+        except WsdError as e:
             if not skip_bad:
                 raise
+            first_bad = first_bad or e
     if len(rates) > 1:
         desc = "; ".join(f"{r} Hz: {v[0]}" + (f" and {len(v) - 1} more" if len(v) > 1 else "")
                          for r, v in sorted(rates.items()))
         raise UsageError(f"inputs have different sample rates ({desc}); pass --sample-rate HZ "
                          "to resample every file to one rate")
     if not rates:
-        raise BadInputError("no input file could be read")
+        raise BadInputError(f"no input file could be sliced: all {len(files)} are unusable "
+                            f"(e.g. {first_bad})")
     return next(iter(rates))
 
 
@@ -71,41 +74,60 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
     """Slice ``files`` into the windows file ``out``. Returns a summary dict.
 
     ``report`` receives events: ("start", n_files), ("file", SliceResult),
-    ("join", n_windows). Bad files raise unless ``params.skip_bad``.
+    ("join", n_windows). Bad files raise unless ``params.skip_bad``. On any failure no
+    output is left and this run's temporary files are removed; finished per-file shards stay
+    in ``OUT.shards/`` (the folder is removed if it holds none) so that a re-run resumes.
     """
-    from wsd.jobs import SliceResult, SliceTask, bad_row, slice_file
+    from wsd.jobs import SliceResult, SliceTask, slice_file
     from wsd.parallel import run_tasks
-    from wsd.store import atomic_output, check_output
-    from wsd.store.windows import join, remove_shards, shard_folder
+    from wsd.store import check_output
+    from wsd.store.windows import remove_stale_temps, shard_folder
 
     report = report or (lambda *a: None)
+    out = Path(out)
     check_output(out, force)
-    p = params.spectrogram
     folder = shard_folder(out)
+    remove_stale_temps(out)
     try:
         folder.mkdir(exist_ok=True)
     except OSError as e:
-        from wsd.errors import OutputError
         raise OutputError(f"cannot create shard folder {folder} ({e.strerror})", out) from None
     labelled = label_table is not None
-    tasks = [SliceTask(i, os.path.abspath(f), str(folder), p.as_dict(), params.dtype,
-                       tuple(label_table.for_file(f)) if labelled else (), labelled,
-                       params.skip_bad) for i, f in enumerate(files)]
+    tasks = [SliceTask(i, os.path.abspath(f), str(folder), params.spectrogram.as_dict(),
+                       params.dtype, tuple(label_table.for_file(f)) if labelled else (),
+                       labelled, params.skip_bad, name=str(f)) for i, f in enumerate(files)]
     report("start", len(tasks))
     results: dict[int, SliceResult] = {}
 
     def got(r):
         results[r.index] = r
         report("file", r)
-    run_tasks(slice_file, tasks, workers=params.workers, scheduler=scheduler, on_result=got)
+    try:
+        run_tasks(slice_file, tasks, workers=params.workers, scheduler=scheduler,
+                  on_result=got)
+        summary = _join(tasks, results, out, params, history, force, labelled, report)
+    except BaseException:
+        remove_stale_temps(out)  # this run's own temporaries; finished shards stay (resume)
+        raise
+    return summary
+
+
+def _join(tasks, results, out: Path, params: SliceParams, history, force, labelled,
+          report) -> dict:
+    from wsd.jobs import bad_row
+    from wsd.store import atomic_output
+    from wsd.store.windows import join, remove_shards
+
+    p = params.spectrogram
     entries = []
     for t in tasks:
         r = results[t.index]
         entries.append((r.shard, None) if r.shard else (None, r.row or bad_row(t.path, "")))
-    n_ok = sum(1 for r in results.values() if r.shard)
+    rs = list(results.values())
+    n_ok = sum(1 for r in rs if r.shard)
     if n_ok == 0:
         raise BadInputError("no input file could be sliced (all were skipped as bad)")
-    n_win = sum(r.n_windows for r in results.values())
+    n_win = sum(r.n_windows for r in rs)
     nbytes = n_win * p.frames * p.bins * (2 if params.dtype == "float16" else 4)
     mode = params.join
     if mode == "auto":
@@ -119,9 +141,9 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
     if mode == "merge":
         remove_shards(out)
     else:
-        remove_shards(out, keep={Path(r.shard).name for r in results.values() if r.shard})
-    return {"files": len(files), "ok": n_ok, "windows": n_win, "bytes": nbytes, "mode": mode,
-            "reused": sum(r.reused for r in results.values()),
-            "padded": sum(r.padded for r in results.values()),
-            "truncated": sum(1 for r in results.values() if r.row and r.row["status"] == "truncated"),
-            "bad": [(r.path, r.error) for r in results.values() if r.error]}
+        remove_shards(out, keep={Path(r.shard).name for r in rs if r.shard})
+    return {"files": len(tasks), "ok": n_ok, "windows": n_win, "bytes": nbytes, "mode": mode,
+            "reused": sum(r.reused for r in rs), "padded": sum(r.padded for r in rs),
+            "truncated": sum(1 for r in rs if r.row and r.row["status"] == "truncated"),
+            "damaged": sum(1 for r in rs if r.row and r.row["status"] == "damaged"),
+            "bad": [(r.path, r.error) for r in rs if r.error]}

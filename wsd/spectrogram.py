@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.signal import get_window
 
 from wsd.errors import UsageError
 
@@ -121,12 +120,17 @@ class Spectrogrammer:
 
     def __init__(self, p: SpectrogramParams):
         self.p = p
-        w = get_window("hann", p.n_fft, fftbins=True).astype(np.float32)
+        # periodic Hann, as scipy.signal.get_window("hann", n_fft) (not imported: slow start)
+        w = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(p.n_fft) / p.n_fft)).astype(np.float32)
         self._win = w
-        self._keep = p.bin_indices()
-        self._scale_db = 20 * np.log10(2.0 / float(w.sum()))
-        self._floor_power = 10 ** ((p.floor_db - self._scale_db) / 10)
+        keep = p.bin_indices()
+        self._bins = len(keep)
+        contiguous = len(keep) and keep[-1] - keep[0] + 1 == len(keep)
+        self._keep = slice(int(keep[0]), int(keep[-1]) + 1) if contiguous else keep
+        self._scale_db = np.float32(20 * np.log10(2.0 / float(w.sum())))
+        self._floor_mag = np.float32(10 ** ((p.floor_db - self._scale_db) / 20))
         self._samples = np.zeros(0, np.float32)
+        self._skip = 0  # samples to drop before the next frame (hop_length > n_fft)
         self._frames = np.zeros((0, p.bins), np.float32)
         self._frame0 = 0  # frame number of _frames[0]
         self._next_window = 0
@@ -136,28 +140,32 @@ class Spectrogrammer:
         """All complete frames of ``x`` (1-D, starting on a frame boundary), (n, bins) dB."""
         p = self.p
         if len(x) < p.n_fft:
-            return np.zeros((0, p.bins), np.float32)
+            return np.zeros((0, self._bins), np.float32)
         n = 1 + (len(x) - p.n_fft) // p.hop_length
         fr = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[:: p.hop_length][:n]
         spec = scipy.fft.rfft(fr * self._win, axis=1)[:, self._keep]
-        power = spec.real ** 2 + spec.imag ** 2
-        np.maximum(power, self._floor_power, out=power)
-        db = np.log10(power, out=power)
-        db *= 10
+        db = np.abs(spec)  # (n, bins) float32
+        np.maximum(db, self._floor_mag, out=db)
+        np.log10(db, out=db)
+        db *= 20
         db += self._scale_db
-        return db.astype(np.float32, copy=False)
+        return db
 
     def _emit(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
         avail = self._frame0 + len(self._frames)  # frames computed so far (exclusive end)
         last = (avail - p.frames) // p.step  # last window number complete
         if last < self._next_window:
-            empty = np.zeros((0, p.frames, p.bins), np.float32)
+            empty = np.zeros((0, p.frames, self._bins), np.float32)
             return empty, np.zeros(0, np.int64)
         ws = np.arange(self._next_window, last + 1)
-        starts = ws * p.step - self._frame0
-        view = np.lib.stride_tricks.sliding_window_view(self._frames, p.frames, axis=0)
-        out = np.ascontiguousarray(view[starts].transpose(0, 2, 1))
+        first = ws[0] * p.step - self._frame0
+        if p.step == p.frames:  # back to back: a reshape, no copy
+            out = self._frames[first : first + len(ws) * p.frames].reshape(len(ws), p.frames,
+                                                                              self._bins)
+        else:
+            view = np.lib.stride_tricks.sliding_window_view(self._frames, p.frames, axis=0)
+            out = np.ascontiguousarray(view[first :: p.step][: len(ws)].transpose(0, 2, 1))
         self._next_window = last + 1
         drop = min(self._next_window * p.step - self._frame0, len(self._frames))
         self._frames = self._frames[drop:]
@@ -165,10 +173,17 @@ class Spectrogrammer:
         return out, ws
 
     def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feed samples (1-D float32); return new windows (k, frames, bins) and numbers (k,)."""
         self.n_samples += len(x)
-        buf = np.concatenate([self._samples, x]) if len(self._samples) else np.asarray(x, np.float32)
+        x = np.asarray(x, np.float32)
+        if self._skip:
+            k = min(self._skip, len(x))
+            x, self._skip = x[k:], self._skip - k
+        buf = np.concatenate([self._samples, x]) if len(self._samples) else x
         fr = self.frames_db(buf)
-        self._samples = buf[len(fr) * self.p.hop_length:]
+        used = len(fr) * self.p.hop_length
+        self._samples = buf[used:]
+        self._skip += max(0, used - len(buf))
         if len(fr):
             self._frames = np.concatenate([self._frames, fr]) if len(self._frames) else fr
         return self._emit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -50,19 +51,45 @@ def slice_cmd(
     channel, resampled with a polyphase filter when --sample-rate differs, and framed without
     centring: frame i covers samples [i*hop, i*hop+n_fft) under a periodic Hann window. Of the
     n_fft/2+1 FFT bins the Nyquist bin is dropped, so the defaults give the Convnet V1 seed's
-    32 x 256 windows. Values are magnitude in dB re a full-scale sine, floored at -100 dB.
-    A file shorter than one window gives one zero-padded window, flagged 'padded'. The audio
-    after the last whole window (less than one step) is not covered. Files whose samples
-    contain NaN or infinity are rejected. Every file is sliced into its own shard under
-    OUTPUT.shards/, so an interrupted run resumes when re-run.
+    32 x 256 windows. Values are magnitude in dB re a full-scale sine, floored at -100 dB
+    (digital silence reads exactly -100). A file shorter than one window gives one
+    zero-padded window, flagged 'padded', with a warning. The audio after the last whole
+    window (less than one step) is not covered.
+
+    Headers are not trusted: the frames actually decoded are counted and compared with what
+    the header promised (wav and aiff chunk sizes, flac STREAMINFO, an mp3's Xing/Info tag). A
+    truncated file keeps what decodes, is reported with a warning giving both counts, and is
+    marked 'truncated' in the output's sources table. Where the decoder fails part way
+    (damaged flac or mp3), the audio up to the damage is kept and decoding resumes after it
+    if the decoder can resync: the file is marked 'damaged', and the warning says by how much
+    window times after the damage may be early (the audio lost). What the decoder itself
+    complains about (mp3 resync notes) becomes one warning for the file.
+
+    Files that cannot be used are errors naming the file, with no output written: empty,
+    not audio, undecodable, NaN or infinite samples (float files), a --channel the file does
+    not have (exit 65); missing (66). With --skip-bad such files are listed in the sources
+    table with status 'bad' and the reason, warned about, and counted in the summary line.
+    Folders are searched recursively for audio extensions (a folder named x.wav is a folder);
+    a path starting with a dash is given after -- or as ./-x.wav.
+
+    Every file is sliced into its own shard under OUTPUT.shards/, and the output is written
+    to a hidden temporary name and renamed when complete, so a run that is killed leaves no
+    output (or the previous one) and, re-run, resumes from the finished shards and ends
+    identical to an uninterrupted run. A failed run removes its temporary files; finished
+    shards stay for the re-run (the folder is removed when it holds none).
     """
+    from wsd.errors import OutputError
     from wsd.inputs import expand_inputs
     from wsd.labels import read_labels
     from wsd.slicing import SliceParams, common_rate, run_slice
     from wsd.spectrogram import SpectrogramParams
+    from wsd.store import check_output
 
     rep = Reporter(quiet, "wsd slice")
     files = expand_inputs(audio)
+    check_output(output, force)  # before reading any audio header
+    if os.path.realpath(output) in {os.path.realpath(f) for f in files}:
+        raise OutputError("is also an input: it would be overwritten", str(output))
     if sample_rate is None:
         sample_rate = common_rate(files, skip_bad)
     spec = SpectrogramParams(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
@@ -98,7 +125,8 @@ def slice_cmd(
         rep.warn(f"{len(table.unused())} label path(s) match no input, e.g. "
                  f"{table.unused()[0]}", str(labels))
     bad = len(s["bad"])
-    extra = [f"{s['padded']} padded", f"{s['truncated']} truncated", f"{bad} skipped as bad",
+    extra = [f"{s['padded']} padded", f"{s['truncated']} truncated", f"{s['damaged']} damaged",
+             f"{bad} skipped as bad",
              f"{s['reused']} resumed"]
     rep.note(f"{s['ok']}/{len(files)} files -> {s['windows']} windows of "
              f"{spec.frames}x{spec.bins} ({s['bytes'] / 1e6:.1f} MB, {s['mode']}) in {output} "

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from wsd.errors import WsdIOError
-from wsd.store import (STR, concat_sources, read_params, write_header, write_params,
+from wsd.store import (concat_sources, read_params, write_header, write_params,
                        write_rows, write_sources, _open)
 
 CHUNK_BYTES = 1 << 20  # about 1 MB per chunk of windows
@@ -130,7 +130,7 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
     Returns the number of windows.
     """
     rows_all: dict[str, list] = {k: [] for k in ["source_id", *row_names]}
-    sources, counts, shards = [], [], []
+    sources, shards = [], []
     for sid, (shard, row) in enumerate(entries):
         if shard is not None:
             row, rows, n = read_shard(shard)
@@ -182,15 +182,56 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
     return n_total
 
 
-def remove_shards(out, keep: set[str] | None = None) -> None:
-    """Delete the shard folder (or, with ``keep``, the shards not named in it)."""
+SHARD_NAME = re.compile(r"^\d{7}-[0-9a-f]{16}\.h5$")
+TEMP_NAME = re.compile(r"^\.(.+)\.(\d+)\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(out) -> None:
+    """Delete temporaries left by killed runs: ``.OUT.PID.tmp`` beside ``out`` and
+    ``.SHARD.PID.tmp`` in its shard folder, when process PID is gone or is this one.
+    Remove the shard folder itself when that leaves it empty."""
+    out = Path(out)
     folder = shard_folder(out)
-    if not folder.is_dir():
-        return
-    if keep is None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for p in folder.iterdir():
-        if p.name not in keep:
+
+    def temps(where: Path, ok) -> list[tuple[Path, int]]:
+        try:
+            names = os.listdir(where)
+        except OSError:
+            return []
+        found = [(where / n, TEMP_NAME.match(n)) for n in names]
+        return [(p, int(m.group(2))) for p, m in found if m and ok(m.group(1))]
+
+    cands = temps(out.parent, lambda n: n == out.name)
+    if folder.is_dir():
+        cands += temps(folder, lambda n: SHARD_NAME.match(n) is not None)
+    for p, pid in cands:
+        if pid == os.getpid() or not _pid_alive(pid):
             with contextlib.suppress(OSError):
                 p.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only succeeds when empty
+
+
+def remove_shards(out, keep: set[str] | None = None) -> None:
+    """Delete the shards (all, or those not named in ``keep``) and stale temporaries; the
+    shard folder goes when empty. Only files named like shards are touched, so a folder
+    that merely has the name is never emptied."""
+    folder = shard_folder(out)
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if SHARD_NAME.match(p.name) and (keep is None or p.name not in keep):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+    remove_stale_temps(out)
