@@ -182,3 +182,11 @@ def test_workers_equal_single(wsd, audio_dir, tmp_path):
     with open_file(a) as x, open_file(b) as y:
         np.testing.assert_array_equal(x.read("windows"), y.read("windows"))
         np.testing.assert_array_equal(x.read("start_s"), y.read("start_s"))
+
+
+def test_usage_errors_exit_2_without_traceback(wsd, audio_dir):
+    for args in (["slice", audio_dir], ["slice", audio_dir, "-o", "x.h5", "--bogus"],
+                 ["nosuchcommand"]):
+        r = wsd(*args)
+        assert r.code == 2, (args, r.err)
+        assert "Traceback" not in r.err

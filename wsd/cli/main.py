@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -55,7 +56,14 @@ info_extra.setdefault("model", []).append(_train.model_info)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) the status of DESIGN.md's table."""
-    import click
+    import typer.exceptions as typer_exc
+
+    try:  # typer >= 0.23 carries its own copy of click: its usage errors are those
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as click_exc
+    exits = tuple({getattr(m, "Exit") for m in (typer_exc, click_exc) if hasattr(m, "Exit")})
+    aborts = tuple({getattr(m, "Abort") for m in (typer_exc, click_exc) if hasattr(m, "Abort")})
 
     from wsd.errors import ExitStatus, WsdError
 
@@ -71,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"wsd: error: {e}", file=sys.stderr)
         code = int(e.status)
-    except click.exceptions.Exit as e:
+    except exits as e:
         code = e.exit_code
-    except click.ClickException as e:
+    except click_exc.ClickException as e:
         e.show()
-        code = ExitStatus.USAGE if isinstance(e, click.UsageError) else e.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+        code = ExitStatus.USAGE if isinstance(e, click_exc.UsageError) else e.exit_code
+    except (KeyboardInterrupt, *aborts):
         print("wsd: interrupted", file=sys.stderr)
         code = ExitStatus.INTERRUPTED
     except BrokenPipeError:
