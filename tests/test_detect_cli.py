@@ -143,3 +143,20 @@ def test_trained_call_detector_end_to_end(gapped, tmp_path, wsd):
     # an autoencoder is not a detector
     r = wsd("detect", win, "--model", ae, "-o", tmp_path / "bad.h5")
     assert r.code == 2 and "--positive" in r.err
+
+
+def test_slice_drop_silence_keeps_what_detect_finds_active(gapped, tmp_path, wsd):
+    d, lab, _ = gapped
+    full, dropped = tmp_path / "w.h5", tmp_path / "drop.h5"
+    assert wsd("slice", d, "-o", full, "--labels", lab, "-q").code == 0
+    assert wsd("slice", d, "-o", dropped, "--labels", lab, "--drop-silence", "-q").code == 0
+    det = tmp_path / "sil.h5"
+    assert wsd("detect", full, "--silence", "-o", det, "-q").code == 0
+    with open_file(full) as f, open_file(dropped) as g, open_file(det) as s:
+        keep = s.read("positive")
+        assert g.n == keep.sum() < f.n
+        np.testing.assert_array_equal(g.read("windows"), f.read("windows")[keep])
+        np.testing.assert_array_equal(g.read("label"), f.read("label")[keep])
+        np.testing.assert_array_equal(g.read("activity/start_s"), s.read("events/start_s"))
+        assert g.read("activity/windows_sliced").tolist() == [f.n]
+        assert g.sources["n_windows"].tolist() == [g.n]

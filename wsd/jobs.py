@@ -31,6 +31,7 @@ class SliceTask:
     labelled: bool = False
     skip_bad: bool = False
     name: str = ""  # the path as the user gave it, for messages ("" -> path)
+    silence: str = ""  # --drop-silence: JSON of the SilenceParams ("" keeps every window)
 
     @property
     def label(self) -> str:
@@ -40,7 +41,7 @@ class SliceTask:
         st = os.stat(self.path)
         key = json.dumps([SHARD_VERSION, os.path.realpath(self.path), st.st_size,
                           st.st_mtime_ns, self.spec, self.dtype, list(self.events),
-                          self.labelled], default=str)
+                          self.labelled, self.silence], default=str)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def shard_path(self) -> Path:
@@ -95,7 +96,9 @@ def slice_file(task: SliceTask) -> SliceResult:
         info = probe(task.path)
         stream = AudioStream(task.path, p.sample_rate, p.channel, info=info, name=task.label)
         spec = Spectrogrammer(p)
-        writer = ShardWriter(shard, p.frames, p.bins, task.dtype)
+        # with --drop-silence the full shard is written beside the final one, then filtered
+        full = shard.with_name(shard.stem + ".all.h5") if task.silence else shard
+        writer = ShardWriter(full, p.frames, p.bins, task.dtype)
         try:
             for block in stream:
                 w, ws = spec.push(block)
@@ -128,7 +131,9 @@ def slice_file(task: SliceTask) -> SliceResult:
         except BaseException:
             writer.abort()
             raise
-        return SliceResult(task.index, task.label, str(shard), len(start), padded=padded,
+        if task.silence:
+            row = _drop_silence(full, shard, p, json.loads(task.silence), row)
+        return SliceResult(task.index, task.label, str(shard), row["n_windows"], padded=padded,
                            warnings=warnings, row=row)
     except (BadInputError, InputMissingError) as e:
         if e.path == task.path:  # name the file as the user did (args: survives pickling)
@@ -138,3 +143,26 @@ def slice_file(task: SliceTask) -> SliceResult:
             raise
         return SliceResult(task.index, task.label, None, 0, error=e.reason,
                            row=bad_row(task.path, e.reason))
+
+
+def _drop_silence(full: Path, shard: Path, p, silence: dict, row: dict) -> dict:
+    """Keep only the active windows of the finished shard ``full`` in ``shard``, with the
+    recording's activity table (events of active windows); returns the updated source row."""
+    from wsd.detecting import silence_rows
+    from wsd.detection import SilenceParams, events_from_decisions
+    from wsd.store.windows import ShardView, filter_shard
+
+    try:
+        with ShardView(full, p) as view:
+            d = silence_rows(view, slice(0, view.n), SilenceParams(**silence))
+            start, end = view.read("start_s"), view.read("end_s")
+        keep = d["positive"].astype(bool)
+        ev = events_from_decisions(np.zeros(len(keep), np.int64), start, end, keep, d["score"])
+        row = {**row, "n_windows": int(keep.sum())}
+        activity = {"start_s": ev["start_s"], "end_s": ev["end_s"], "score": ev["score"],
+                    "windows_sliced": len(keep),
+                    "floor_db": float(d["floor_db"][0]) if len(d["floor_db"]) else np.nan}
+        filter_shard(full, shard, keep, row, activity)
+    finally:
+        full.unlink(missing_ok=True)
+    return row

@@ -7,6 +7,7 @@ Kept apart from the command module so that scripts and the distributed runner ca
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class SliceParams:
     join: str = "auto"
     workers: int = 1
     skip_bad: bool = False
+    drop_silence: bool = False
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -93,9 +95,14 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
     except OSError as e:
         raise OutputError(f"cannot create shard folder {folder} ({e.strerror})", out) from None
     labelled = label_table is not None
+    silence = ""
+    if params.drop_silence:  # the silence detector of `wsd detect --silence`, its defaults
+        from wsd.detection import SilenceParams
+        silence = json.dumps(dataclasses.asdict(SilenceParams()))
     tasks = [SliceTask(i, os.path.abspath(f), str(folder), params.spectrogram.as_dict(),
                        params.dtype, tuple(label_table.for_file(f)) if labelled else (),
-                       labelled, params.skip_bad, name=str(f)) for i, f in enumerate(files)]
+                       labelled, params.skip_bad, name=str(f), silence=silence)
+             for i, f in enumerate(files)]
     report("start", len(tasks))
     results: dict[int, SliceResult] = {}
 

@@ -39,6 +39,11 @@ def slice_cmd(
     workers: int = typer.Option(1, "--workers", "-j", help="Files sliced in parallel."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
                                             "scheduler ADDRESS to run on instead."),
+    drop_silence: bool = typer.Option(False, "--drop-silence", help="Keep only windows the "
+                                      "silence detector of wsd detect --silence (its default "
+                                      "thresholds) finds active; each recording's activity "
+                                      "(events, windows sliced, noise floor) goes into the "
+                                      "output's activity group."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Keep going past unreadable files; "
                                   "they are listed in the output's sources table and summary."),
     force: bool = FORCE,
@@ -96,7 +101,7 @@ def slice_cmd(
                              frames=frames, step=step or frames, fmin=fmin, fmax=fmax,
                              channel=channel)
     params = SliceParams(spec, dtype=dtype, labels=str(labels) if labels else None, join=join,
-                         workers=workers, skip_bad=skip_bad)
+                         workers=workers, skip_bad=skip_bad, drop_silence=drop_silence)
     table = read_labels(labels) if labels else None
 
     state = {}

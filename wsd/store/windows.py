@@ -111,8 +111,69 @@ def read_shard(path) -> tuple[dict, dict[str, np.ndarray], int]:
         g = f["sources"]
         row = {k: (g[k].asstr()[0] if g[k].dtype.kind == "O" else g[k][0].item()) for k in g}
         rows = {k: (f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:])
-                for k in f if k not in ("windows", "sources")}
+                for k in f if k not in ("windows", "sources") and isinstance(f[k], h5py.Dataset)}
         return row, rows, f["windows"].shape[0]
+
+
+class ShardView:
+    """Read access to a finished shard shaped like a windows WsdFile (``read``,
+    ``spectrogram``, ``n``), for running the silence detector on it."""
+
+    def __init__(self, path, spec):
+        self.f = _open(path)
+        self.spectrogram = spec.as_dict()
+        self._freqs = spec.freqs()
+        self.n = self.f["windows"].shape[0]
+
+    def read(self, name: str, sel=slice(None)) -> np.ndarray:
+        if name == "freqs":
+            return self._freqs
+        if name == "source_id":
+            return np.zeros(self.n, np.int64)[sel]
+        return self.f[name][sel]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
+    """Write ``dst`` (atomically) with the windows of shard ``src`` where ``keep``, the
+    source ``row`` and an ``activity`` group (events and counts of the whole recording)."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    idx = np.flatnonzero(keep)
+    try:
+        with _open(src) as s, h5py.File(tmp, "w") as d:
+            w = s["windows"]
+            ds = d.create_dataset("windows", shape=(len(idx), *w.shape[1:]),
+                                  maxshape=(None, *w.shape[1:]), dtype=w.dtype, chunks=w.chunks)
+            step = max(1, w.chunks[0]) * 16
+            for a in range(0, len(idx), step):
+                part = idx[a : a + step]
+                ds[a : a + len(part)] = w[part[0] : part[-1] + 1][part - part[0]]
+            write_rows(d, {k: (s[k].asstr()[:] if s[k].dtype.kind == "O" else s[k][:])[idx]
+                           for k in s if isinstance(s[k], h5py.Dataset)
+                           and k not in ("windows",)})
+            write_sources(d, concat_sources([row]))
+            write_params(d, read_params(s))
+            g = d.create_group("activity")
+            for k, v in activity.items():
+                g.create_dataset(k, data=np.asarray(v))
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def read_activity(path) -> dict | None:
+    with _open(path) as f:
+        if "activity" not in f:
+            return None
+        return {k: f["activity"][k][()] for k in f["activity"]}
 
 
 def shard_params(path) -> dict:
@@ -140,6 +201,8 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
             shards.append((shard, n))
         sources.append(row)
     n_total = sum(n for _, n in shards)
+    activity = [(sid, read_activity(sh)) for sid, (sh, _) in enumerate(entries) if sh]
+    activity = [(sid, a) for sid, a in activity if a is not None]
     dt = np.dtype(dtype)
     chunk = chunk_windows(frames, bins, dt.itemsize)
     with h5py.File(tmp_out, "w") as f:
@@ -173,6 +236,19 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
                 off += n
                 if progress:
                     progress(n)
+        if activity:  # --drop-silence: each recording's activity, silence excluded
+            g = f.create_group("activity")
+            ev = [(sid, a) for sid, a in activity]
+            g.create_dataset("source_id", data=np.concatenate(
+                [np.full(len(a["start_s"]), sid, np.int32) for sid, a in ev]))
+            for k in ("start_s", "end_s", "score"):
+                g.create_dataset(k, data=np.concatenate([a[k] for _, a in ev]))
+            per = np.zeros(len(entries), np.int64)
+            floor = np.full(len(entries), np.nan)
+            for sid, a in ev:
+                per[sid], floor[sid] = int(a["windows_sliced"]), float(a["floor_db"])
+            g.create_dataset("windows_sliced", data=per)
+            g.create_dataset("floor_db", data=floor)
         ds.attrs["units"] = "dB re full-scale sine"
         ds.attrs["axes"] = "window, frame, frequency"
         fq = f.create_dataset("freqs", data=np.asarray(freqs, np.float64))
