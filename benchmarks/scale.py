@@ -1,7 +1,7 @@
 """Throughput of wsd slice and wsd embed on 1 and 2 local workers, and on a Dask LocalCluster
 of 2 workers, with an extrapolation to the Orchive (20,000 hours) on 10 nodes of 32 cores.
 
-    .venv/bin/python benchmarks/scale.py [--files 8] [--seconds 60]
+    .venv/bin/python benchmarks/scale.py [--files 4] [--seconds 300]
 
 Every configuration runs in this one process tree, twice, keeping the faster run (the
 machines are shared and noisy). Speed-up = rate with 2 workers / rate with 1.
@@ -18,8 +18,8 @@ from _common import timed, write_audio
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--files", type=int, default=8)
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

@@ -31,6 +31,7 @@ def bare_rates(model_path: str, windows: np.ndarray, batch: int) -> tuple[float,
     fresh = build_model(info["arch"], cfg.pop("frames"), cfg.pop("bins"), cfg)
     opts = fresh.configure_optimizers(1e-3)
     x = torch.from_numpy((windows - windows.mean()) / windows.std()).float()
+    fresh.train_step(x[:batch], opts)  # warm-up, as wsd's 2nd epoch is warm
     t0 = time.perf_counter()
     n = 0
     for a in range(0, len(x) - batch + 1, batch):
