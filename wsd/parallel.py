@@ -8,12 +8,35 @@ stops the run: pending tasks are cancelled and the exception is re-raised in the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+import os
+import sys
+from typing import Any, Callable, Iterable, Sequence
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    """Local worker processes share the machine's cores: each gets its part for the
+    numeric libraries' thread pools (torch, OpenMP, BLAS) instead of all of them."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 1,
               scheduler: str | None = None,
-              on_result: Callable[[Any], None] | None = None) -> list:
+              on_result: Callable[[Any], None] | None = None,
+              preload: Sequence[str] = ()) -> list:
+    """Run ``fn`` on every task; ``preload`` names modules that local worker processes
+    import once in their fork server (so each worker starts without importing them again).
+    On Dask, the workers' nanny already limits OpenMP/BLAS threads to one per process."""
     tasks = list(tasks)
     results = []
 
@@ -42,7 +65,11 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
+    threads = max(1, cpu_count() // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
         pending = {pool.submit(fn, t) for t in tasks}
         try:
             while pending:

@@ -111,7 +111,8 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
         report("file", r)
     try:
         run_tasks(slice_file, tasks, workers=params.workers, scheduler=scheduler,
-                  on_result=got)
+                  on_result=got, preload=["wsd.jobs", "wsd.audio", "wsd.spectrogram",
+                                          "wsd.labels", "wsd.store.windows"])
         summary = _join(tasks, results, out, params, history, force, labelled, report)
     except BaseException:
         remove_stale_temps(out)  # this run's own temporaries; finished shards stay (resume)
