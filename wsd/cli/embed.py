@@ -31,8 +31,9 @@ def embed_cmd(
 
     Refuses windows made with other spectrogram settings than the model was trained on
     (printing both). The source table, per-window times, padding flags and labels are carried
-    forward. With --reconstruct N, N windows chosen at random (seeded) are stored with the
-    decoder's reconstruction; a gan model stores N generated windows instead.
+    forward. With --reconstruct N, N windows spread from the quietest to the loudest of a
+    seeded random sample are stored with the decoder's reconstruction; a gan model stores N
+    generated windows instead.
 
     Windows are embedded in chunks of 16,384, each written to a shard under OUTPUT.shards/
     (so an interrupted run resumes, and --workers/--scheduler spread the chunks); the output
@@ -90,8 +91,7 @@ def _reconstructions(w, net, f, k: int, seed: int, mean: float, std: float, dev:
 
     from wsd.embedding import reconstruct
 
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(f.n, size=min(k, f.n), replace=False))
+    idx = _spread_by_level(f, k, seed)
     x = np.stack([f.read("windows", int(i)) for i in idx]).astype(np.float32)
     y = reconstruct(net, x, mean, std, dev)
     if y is not None:
@@ -106,3 +106,18 @@ def _reconstructions(w, net, f, k: int, seed: int, mean: float, std: float, dev:
             g = gen(k, seed)
         if g is not None:
             w.put("generated", g.float().cpu().numpy() * std + mean)
+
+
+def _spread_by_level(f, k: int, seed: int, candidates: int = 1024):
+    """``k`` window indices (sorted) spread from the quietest to the loudest of a seeded
+    random sample of up to ``candidates`` windows (level: a window's 99th-percentile dB), so
+    the reconstructions show calls as well as the background that most windows hold."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    cand = np.sort(rng.choice(f.n, size=min(f.n, max(k, candidates)), replace=False))
+    level = np.array([np.percentile(f.read("windows", int(i)).astype(np.float32), 99)
+                      for i in cand])
+    order = cand[np.argsort(level, kind="stable")]
+    pick = np.unique(np.round(np.linspace(0, len(order) - 1, min(k, len(order)))).astype(int))
+    return np.sort(order[pick])
