@@ -48,25 +48,47 @@ def load_trained(path, device: str = "cpu"):
         cfg["weights"] = ""  # pretrained weights were only a starting point: the file has all
     model = build_model(info["arch"], frames, bins, cfg)
     model.load_state_dict(info["state_dict"])
-    model.to(device).eval()
+    from wsd.accel import to_layout
+
+    model = to_layout(model.to(device)).eval()
     return model, info
 
 
 def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
-                  device: str = "cpu", scores: bool = False) -> Iterator[np.ndarray]:
+                  device: str = "cpu", scores: bool = False,
+                  amp: bool = False) -> Iterator[np.ndarray]:
     """Prepare each ``(b, frames, bins)`` dB batch as the model expects (normalised, or
     information features) and encode it -> ``(b, D)`` float32; with ``scores``, a
-    classifier's class probabilities ``(b, n_classes)`` instead."""
+    classifier's class probabilities ``(b, n_classes)`` instead. ``amp``: under bfloat16
+    autocast (see :mod:`wsd.accel`)."""
     import torch
 
+    from wsd.accel import autocast
     from wsd.supervised import prepare
 
     kind = getattr(model, "input_kind", "spectrogram")
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, amp)():
         for x in batches:
             t = torch.from_numpy(prepare(x, kind, mean, std)).to(device)
             y = model.predict_proba(t) if scores else model.encode(t)
             yield y.float().cpu().numpy()
+
+
+def choose_amp(model, info: dict, windows, device: str, amp: bool | None,
+               n: int = 8) -> tuple[bool, str | None]:
+    """:func:`wsd.accel.decide_amp` for inference on an open windows file: checked on its
+    first ``n`` windows, prepared with the model's normalisation."""
+    import torch
+
+    from wsd.accel import decide_amp, use_amp
+    from wsd.supervised import prepare
+
+    if not use_amp(type(model), device, amp) or windows.n == 0:
+        return use_amp(type(model), device, amp), None
+    x = windows.read("windows", slice(0, min(n, windows.n)))
+    kind = getattr(model, "input_kind", "spectrogram")
+    x = prepare(x, kind, float(info["norm"]["mean"]), float(info["norm"]["std"]))
+    return decide_amp(model, device, amp, torch.from_numpy(np.ascontiguousarray(x)))
 
 
 def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> np.ndarray | None:

@@ -41,6 +41,7 @@ class RowTask:
     model: str | None = None
     batch_size: int = 256
     device: str = "cpu"
+    amp: bool = False  # bfloat16 autocast (decided once by the coordinator: wsd.accel)
     options: str = "{}"  # JSON of op-specific settings (silence parameters)
 
     def shard(self) -> Path:
@@ -89,7 +90,7 @@ def _model_rows(f, task: RowTask) -> dict:
         for a in range(task.a, task.b, task.batch_size):
             yield f.read("windows", slice(a, min(task.b, a + task.batch_size)))
     res = list(embed_batches(net, batches(), float(norm["mean"]), float(norm["std"]),
-                             task.device, scores=task.op == "score"))
+                             task.device, scores=task.op == "score", amp=task.amp))
     z = np.concatenate(res).astype(np.float32)
     if task.op == "score":
         return {"score": z[:, 1].copy()}
@@ -158,5 +159,7 @@ def run(tasks: list, *, workers: int = 1, scheduler: str | None = None,
     def got(r):
         done[r[0]] = r[1]
         progress(sizes[r[0]])
-    run_tasks(run_rows, tasks, workers=workers, scheduler=scheduler, on_result=got)
+    run_tasks(run_rows, tasks, workers=workers, scheduler=scheduler, on_result=got,
+              preload=["wsd.rowjobs", "wsd.store", "wsd.store.rows", "wsd.embedding",
+                       "wsd.detecting", "torch"])
     return [done[t.a] for t in tasks]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -34,7 +33,7 @@ class TrainParams:
     patience: int = 5
     max_windows: int | None = None
     loader_workers: int = 1
-    amp: bool | None = None  # None: on for cuda, off on cpu
+    amp: bool | None = None  # None: auto (wsd.accel.use_amp)
     positive: str | None = None  # classifiers: the class that counts as a detection
     encoder: str | None = None  # readout: the frozen encoder's model file
 
@@ -107,6 +106,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     from wsd.store import atomic_output
     from wsd.store.models import checkpoint_path, load_model, save_model
 
+    from wsd import accel
     from wsd import models as registry
 
     torch.manual_seed(p.seed)
@@ -141,7 +141,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     elif p.positive or p.encoder:
         raise UsageError(f"--positive and --encoder are for supervised architectures, not "
                          f"{p.arch}")
-    model = build_model(p.arch, frames, bins, arch_params).to(device)
+    model = accel.to_layout(build_model(p.arch, frames, bins, arch_params).to(device))
     if supervised:
         model.set_class_weights(weights)
         if enc is not None:
@@ -171,12 +171,6 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     distributed.sync_model(dd, model)
     opts = model.configure_optimizers(p.lr)
     distributed.average_gradients(dd, opts)
-    amp = p.amp if p.amp is not None else device.startswith("cuda")
-    if amp:
-        dev = "cuda" if device.startswith("cuda") else "cpu"
-        autocast = functools.partial(torch.autocast, dev, dtype=torch.bfloat16)
-    else:
-        autocast = contextlib.nullcontext
     st = TrainState()
     ckpt = checkpoint_path(out)
     if resume:
@@ -191,6 +185,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         ck = c["checkpoint"]
         for o, sd in zip(opts, ck["optim"]):
             o.load_state_dict(sd)
+            accel.match_state_layout(o)
         st.epoch, st.best_val = int(ck["epoch"]), float(ck["best_val"])
         st.best_epoch, st.bad_epochs = int(ck["best_epoch"]), int(ck["bad_epochs"])
         st.history = {k: list(v) for k, v in c["loss_history"].items()}
@@ -198,11 +193,14 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
         mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
     norm = {"mean": mean, "std": std}
+    amp, amp_note = accel.decide_amp(model, device, p.amp,
+                                     _sample(windows_path, tr_runs, input_kind, mean, std))
+    autocast = accel.autocast(device, amp)
     if not dd.main:
         report = lambda *a, **k: None  # noqa: E731  (only rank 0 reports)
     report("setup", n_train=n_train, n_val=n_val, split=split_note, device=device,
            params=sum(x.numel() for x in model.parameters()), epochs=p.epochs,
-           start_epoch=st.epoch, amp=amp)
+           start_epoch=st.epoch, amp=amp, amp_note=amp_note)
     workers = p.loader_workers if n_train > 4 * p.batch_size else 0
     data_kw = {"targets": targets, "input_kind": input_kind}
     train_dl = datasets.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
@@ -213,7 +211,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
                              std, shuffle=False, seq=seq, **data_kw) if n_val else None
     common = {"arch": p.arch, "config": model.config, "spectrogram": spec, "norm": norm,
               "params": {**p.as_attrs(), "windows": str(windows_path), "device_used": device,
-                         **sup},
+                         "amp_used": amp, **sup},
               "history": history_lines, "sources": meta.get("sources")}
 
     def step(batch):
@@ -285,7 +283,8 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     if final:
         model.load_state_dict(final)
     if supervised:
-        common["params"].update(_validation_scores(model, val_dl, device, p.positive))
+        common["params"].update(_validation_scores(model, val_dl, device, p.positive,
+                                                   autocast))
     if dd.main:
         with atomic_output(out, force=True) as tmp:
             save(tmp, state=final)
@@ -298,6 +297,18 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
             "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,
             "device": device, "split": split_note,
             "validation": common["params"].get("val_metrics")}
+
+
+def _sample(path: str, runs: np.ndarray, input_kind: str, mean: float, std: float, n: int = 8):
+    """The first ``n`` training windows, prepared as the model reads them (a tensor)."""
+    import torch
+
+    from wsd.store.reader import read_rows
+    from wsd.supervised import prepare
+
+    a, b = (int(v) for v in runs[0])
+    x = read_rows(path, "windows", a, min(b, a + n))
+    return torch.from_numpy(np.ascontiguousarray(prepare(x, input_kind, mean, std)))
 
 
 def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict,
@@ -318,8 +329,10 @@ def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict,
     return enc
 
 
-def _validation_scores(model, val_dl, device: str, positive: str | None) -> dict:
-    """Threshold (max F1) and metrics of a trained classifier on the validation windows."""
+def _validation_scores(model, val_dl, device: str, positive: str | None,
+                       autocast=contextlib.nullcontext) -> dict:
+    """Threshold (max F1) and metrics of a trained classifier on the validation windows
+    (scored with the same precision as ``wsd detect`` will use by default)."""
     import torch
 
     from wsd.metrics import best_threshold, binary_metrics
@@ -327,7 +340,7 @@ def _validation_scores(model, val_dl, device: str, positive: str | None) -> dict
     if val_dl is None:
         return {"threshold": 0.5, "val_metrics": None}
     ys, ps = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for x, y in val_dl:
             ps.append(model.predict_proba(x.to(device)).float().cpu().numpy())
             ys.append(y.numpy())

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
 
 
 def detect_cmd(
@@ -54,6 +54,7 @@ def detect_cmd(
                                        "seconds either side."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model: windows per batch."),
     device: str = typer.Option("auto", "--device", help="Model: auto, cpu or cuda."),
+    amp: Optional[bool] = AMP,
     workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows (silence: "
                                 "groups of recordings) scored in parallel processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
@@ -121,14 +122,18 @@ def detect_cmd(
             extra = {"floor_db": floor, "active_frac": parts["active_frac"]}
             thr, truth_label = on_db, positive
         else:
-            from wsd.embedding import check_model_settings
+            from wsd.embedding import check_model_settings, choose_amp
 
             check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
+            use_amp, why = choose_amp(rowjobs.cached_model(str(model), dev)[0], info, f, dev,
+                                      amp)
+            if why:
+                (rep.warn if amp else rep.note)(why)
             thr = float(threshold if threshold is not None else info["params"]["threshold"])
             params = {"detector": "model", "windows": str(windows), "model": str(model),
-                      "arch": info["arch"], "batch_size": batch_size}
+                      "arch": info["arch"], "batch_size": batch_size, "amp": use_amp}
             tasks = rowjobs.plan("score", str(windows), f.n, str(shards), model=str(model),
-                                 batch_size=batch_size, device=dev)
+                                 batch_size=batch_size, device=dev, amp=use_amp)
             with rep.progress("detecting", f.n, "windows") as adv:
                 score = rowjobs.collect(rowjobs.run(tasks, progress=adv, **run_kw))["score"]
             decided = score >= thr

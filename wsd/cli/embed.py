@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
 
 
 def embed_cmd(
@@ -16,6 +16,7 @@ def embed_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Embeddings file to write."),
     batch_size: int = typer.Option(256, "--batch-size", help="Windows per inference batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    amp: Optional[bool] = AMP,
     reconstruct: int = typer.Option(0, "--reconstruct", help="Also store N input/decoder "
                                     "output pairs (autoencoders) for wsd report."),
     seed: int = typer.Option(0, "--seed", help="Seed choosing the windows to reconstruct."),
@@ -40,7 +41,7 @@ def embed_cmd(
     is the same bit for bit whatever the number of workers.
     """
     from wsd import rowjobs
-    from wsd.embedding import check_model_settings
+    from wsd.embedding import check_model_settings, choose_amp
     from wsd.store.rows import read_arrays
     from wsd.errors import UsageError
     from wsd.store import atomic_output, check_output, open_file
@@ -58,14 +59,17 @@ def embed_cmd(
     with open_file(windows, "windows") as f:
         check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
         n = f.n
+        use_amp, why = choose_amp(net, info, f, dev, amp)
+        if why:
+            (rep.warn if amp else rep.note)(why)
         params = {"windows": str(windows), "model": str(model), "arch": info["arch"],
-                  "batch_size": batch_size, "device": dev, "reconstruct": reconstruct,
-                  "seed": seed}
+                  "batch_size": batch_size, "device": dev, "amp": use_amp,
+                  "reconstruct": reconstruct, "seed": seed}
         history = list(dict.fromkeys(f.history + info["history"])) + [history_entry("embed")]
         carried = [k for k in ("padded", "label") if f.has(k)]
         shards = rowjobs.shard_dir(output)
         tasks = rowjobs.plan("embed", str(windows), n, str(shards), model=str(model),
-                             batch_size=batch_size, device=dev)
+                             batch_size=batch_size, device=dev, amp=use_amp)
         with rep.progress("embedding", n, "windows") as adv:
             done = rowjobs.run(tasks, workers=workers, scheduler=scheduler, progress=adv)
         with atomic_output(output, force) as tmp:

@@ -40,6 +40,8 @@ class _GlobalPool(nn.Module):
 @register("vanillacnn")
 class VanillaCnn(ClassifierModel):
     """Plain CNN classifier; embedding = the ``hidden``-unit layer before the logits."""
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    channels_last = True
 
     input_kind = "spectrogram"
     defaults = {"n_classes": 2, "channels": 32, "blocks": 3, "hidden": 64, "dropout": 0.3}

@@ -249,6 +249,8 @@ class _XceptionBackbone(nn.Module):
 @register("xception")
 class Xception(PretrainedClassifier):
     """Xception classifier; embedding = the ``hidden``-unit dense layer of the head."""
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    channels_last = True
 
     input_kind = "spectrogram"
     defaults = {"n_classes": 2, "width": 1.0, "middle_blocks": 8, "hidden": 100,
