@@ -103,3 +103,19 @@ def test_per_file_and_bad_mask(emb_and_mask, tmp_path, wsd):
         assert f.n == 3
     r = wsd("cluster", emb, "--mask", emb, "-o", tmp_path / "q.h5")
     assert r.code == 65 and "detections" in r.err
+
+
+def test_sample_assignment_in_worker_processes(emb_and_mask, tmp_path, wsd):
+    """--workers spreads the --sample assignment over processes: same file contents."""
+    emb, det = emb_and_mask
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    args = ["--mask", det, "-k", "3", "--sample", "8", "--seed", "2", "-q"]
+    assert wsd("cluster", emb, "-o", one, *args).code == 0
+    r = wsd("cluster", emb, "-o", two, *args, "--workers", "2")
+    assert r.code == 0, r.err
+    with open_file(one) as a, open_file(two) as b:
+        for name in ("cluster", "medoid_distance", "novelty", "in_sample", "medoids"):
+            np.testing.assert_array_equal(a.read(name), b.read(name), err_msg=name)
+    assert not list(tmp_path.glob(".wsd-assign-*"))  # the scratch folder is removed
+    r = wsd("cluster", emb, "-o", tmp_path / "x.h5", "--mask", det, "--workers", "2")
+    assert r.code == 2 and "--sample" in r.err

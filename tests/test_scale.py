@@ -73,6 +73,12 @@ def test_distributed_equals_single_process(cluster, data, wsd):
     assert wsd("detect", one, "--silence", "-o", d1, "-q").code == 0
     assert wsd("detect", one, "--silence", "-o", d2, "--scheduler", addr, "-q").code == 0
     _same(d1, d2, ["score", "positive", "events/start_s", "floor_db"])
+    c1, c2 = data / "c1.h5", data / "c2.h5"
+    args = ["--max-windows", "2", "--sample", "10", "-k", "3", "-q"]
+    assert wsd("cluster", e1, "-o", c1, *args).code == 0
+    r = wsd("cluster", e1, "-o", c2, *args, "--scheduler", addr)
+    assert r.code == 0, r.err
+    _same(c1, c2, ["cluster", "medoid_distance", "novelty", "medoids", "in_sample"])
 
 
 def test_killed_worker_still_completes(cluster, data, wsd):

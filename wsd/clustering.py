@@ -282,7 +282,8 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
                     n_clusters: int | None = None, distance_threshold: float | None = None,
                     window: int | None = None, novelty_k: int | None = 5,
                     memory_limit: int | None = None, chunk_size: int = 1024,
-                    parallel: bool = True) -> ClusterResult:
+                    parallel: bool = True, workers: int = 1, scheduler: str | None = None,
+                    scratch=None) -> ClusterResult:
     """Cluster a seeded random sample fully, then give every other sequence its nearest medoid.
 
     Cost: ``N^2 / 2`` DTW pairs for the sample plus ``(m - N) * K`` for the assignment, linear
@@ -294,6 +295,12 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
     Parameters as :func:`cluster_sequences`, plus ``sample_size`` N (>= 2; N >= m clusters all)
     and ``seed``. Returns a :class:`ClusterResult` whose ``clustered`` lists the sample; labels
     are renumbered by the clusters' sizes after assignment.
+
+    ``workers`` > 1 (local processes) or ``scheduler`` (a Dask distributed address) spread the
+    assignment chunks: the prepared sequences are written once to a folder made in
+    ``scratch`` (default: the system's temporary folder; with Dask, a folder every worker can
+    read) and each task memory-maps them. Each sequence's result does not depend on the
+    chunking, so the outcome is identical to a single-process run.
     """
     m = len(seqs)
     if int(sample_size) != sample_size or sample_size < 2:
@@ -315,23 +322,87 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
         novelty[sample] = part.novelty
     medoid_seqs = [sample_seqs[j] for j in part.medoids.tolist()]
     rest = np.setdiff1d(np.arange(m), sample)
-    for a in range(0, len(rest), chunk_size):
-        idx = rest[a:a + chunk_size]
-        chunk = [seqs[i] for i in idx.tolist()]
-        if novelty is None:
-            labels[idx], medoid_distance[idx] = assign(chunk, medoid_seqs, window, parallel)
-        else:
-            cross = dtw_cross(chunk, sample_seqs, window=window, parallel=parallel)
-            to_medoids = cross[:, part.medoids]
-            labels[idx] = to_medoids.argmin(axis=1)
-            medoid_distance[idx] = to_medoids.min(axis=1)
-            novelty[idx] = knn_from_cross(cross, novelty_k)
+    spread = workers > 1 or bool(scheduler)
+    if spread:  # at least 4 chunks per worker (32 on Dask), for balance and retries
+        chunk_size = min(chunk_size, max(1, -(-len(rest) // (4 * max(workers, 8)))))
+    chunks = [rest[a:a + chunk_size] for a in range(0, len(rest), chunk_size)]
+    if spread and len(chunks) > 1:
+        results = _assign_distributed(seqs, sample, part.medoids, chunks, window, novelty_k,
+                                      workers, scheduler, scratch)
+    else:
+        results = [_assign_block([seqs[i] for i in idx.tolist()], sample_seqs, medoid_seqs,
+                                 part.medoids, window, novelty_k, parallel)
+                   for idx in chunks]
+    for idx, (lab, dist, nov) in zip(chunks, results):
+        labels[idx], medoid_distance[idx] = lab, dist
+        if novelty is not None:
+            novelty[idx] = nov
     final = _by_size(labels)
     order = np.empty(len(part.medoids), dtype=np.int64)
     order[final[sample[part.medoids]]] = np.arange(len(part.medoids))
     return ClusterResult(labels=final, medoids=sample[part.medoids][order],
                          medoid_distance=medoid_distance, clustered=sample, linkage=part.linkage,
                          distance=part.distance, silhouette=part.silhouette, novelty=novelty)
+
+
+def _assign_block(chunk, sample_seqs, medoid_seqs, medoids, window, novelty_k, parallel):
+    """(nearest medoid, its distance, novelty or None) of each sequence in ``chunk``."""
+    if not novelty_k:
+        return (*assign(chunk, medoid_seqs, window, parallel), None)
+    cross = dtw_cross(chunk, sample_seqs, window=window, parallel=parallel)
+    to_medoids = cross[:, medoids]
+    return to_medoids.argmin(axis=1), to_medoids.min(axis=1), knn_from_cross(cross, novelty_k)
+
+
+@dataclass(frozen=True)
+class AssignTask:
+    """One chunk of the ``--sample`` assignment, for a worker process or a Dask worker."""
+    folder: str  # rows.npy (all sequences' rows, float64) and offsets.npy (m + 1,)
+    number: int
+    idx: np.ndarray  # the chunk's sequence indices
+    sample: np.ndarray  # the clustered sample's sequence indices
+    medoids: np.ndarray  # positions of the medoids within the sample
+    window: int | None
+    novelty_k: int | None
+
+
+def run_assign_task(t: AssignTask) -> tuple:
+    """(task number, (labels, distances, novelty)) of one :class:`AssignTask`."""
+    from pathlib import Path
+
+    rows = np.load(Path(t.folder) / "rows.npy", mmap_mode="r")
+    off = np.load(Path(t.folder) / "offsets.npy")
+
+    def seq(i):
+        return np.ascontiguousarray(rows[off[i]:off[i + 1]])
+
+    sample_seqs = [seq(i) for i in t.sample.tolist()]
+    return t.number, _assign_block([seq(i) for i in t.idx.tolist()], sample_seqs,
+                                   [sample_seqs[j] for j in t.medoids.tolist()], t.medoids,
+                                   t.window, t.novelty_k, True)
+
+
+def _assign_distributed(seqs, sample, medoids, chunks, window, novelty_k, workers, scheduler,
+                        scratch) -> list:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from wsd.parallel import run_tasks
+
+    arrays, _ = as_dtw_inputs(seqs)
+    folder = Path(tempfile.mkdtemp(prefix=".wsd-assign-", dir=scratch))
+    try:
+        np.save(folder / "rows.npy", np.concatenate(arrays))
+        np.save(folder / "offsets.npy", np.concatenate([[0], np.cumsum([len(a) for a in arrays])]))
+        del arrays
+        tasks = [AssignTask(str(folder), i, idx, sample, medoids, window, novelty_k)
+                 for i, idx in enumerate(chunks)]
+        done = dict(run_tasks(run_assign_task, tasks, workers=workers, scheduler=scheduler,
+                              preload=["wsd.clustering", "wsd.dtw"]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [done[i] for i in range(len(chunks))]
 
 
 def sequence_labels(window_labels, seqs: Sequences) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class ClusterParams:
     novelty_k: int = 5
     memory_gb: float | None = None
     seed: int = 0
+    workers: int = 1
+    scheduler: str | None = None
 
     def __post_init__(self):
         if self.mask and self.per_file:
@@ -39,6 +42,11 @@ class ClusterParams:
             raise UsageError("need 1 <= --min-windows <= --max-windows")
         if self.normalize not in ("none", "zscore", "l2"):
             raise UsageError(f"--normalize must be none, zscore or l2 (got {self.normalize})")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if (self.workers > 1 or self.scheduler) and not self.sample:
+            raise UsageError("--workers and --scheduler spread the --sample assignment; without "
+                             "--sample the DTW matrix is computed here, on all cores (OpenMP)")
         if self.pca is not None and self.pca < 1:
             raise UsageError("--pca must be at least 1")
         if self.window is not None and self.window < 0:
@@ -98,7 +106,9 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
     kw = {"method": p.linkage, "n_clusters": p.n_clusters, "distance_threshold": p.threshold,
           "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit}
     if p.sample and p.sample < m:
-        res = C.cluster_sampled(arrays, p.sample, seed=p.seed, **kw)
+        res = C.cluster_sampled(arrays, p.sample, seed=p.seed, workers=p.workers,
+                                scheduler=p.scheduler, scratch=Path(out).resolve().parent,
+                                **kw)
     else:
         res = C.cluster_sequences(arrays, **kw)
     seq_labels = C.sequence_labels(labels, seqs) if labels is not None else None

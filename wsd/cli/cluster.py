@@ -43,6 +43,12 @@ def cluster_cmd(
                                               "matrix larger than this [default: a quarter "
                                               "of RAM]."),
     seed: int = typer.Option(0, "--seed", help="Seed for --sample and PCA."),
+    workers: int = typer.Option(1, "--workers", "-j", help="With --sample: assign the other "
+                                "sequences in this many local processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --sample: a Dask "
+                                            "distributed scheduler (tcp://host:port) whose "
+                                            "workers do the assignment (they must see the "
+                                            "output's folder)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
@@ -56,7 +62,9 @@ def cluster_cmd(
     first) are stored. The full matrix costs O(n^2): its memory and time are estimated
     before starting, and past the limit wsd refuses and suggests --sample. With labels (from
     slice --labels), the adjusted Rand index, NMI, purity and leave-one-out 1-nearest-
-    neighbour accuracy are stored and printed.
+    neighbour accuracy are stored and printed. With --sample, --workers N or --scheduler
+    ADDRESS spread the assignment of the other sequences over processes or a Dask cluster
+    (same result as one process).
     """
     from wsd.clustering_run import ClusterParams, run_cluster
     from wsd.store import check_output
@@ -68,7 +76,7 @@ def cluster_cmd(
                       normalize=normalize, pca=pca, linkage=linkage,
                       n_clusters=None if threshold is not None else n_clusters,
                       threshold=threshold, sample=sample, novelty_k=novelty_k,
-                      memory_gb=memory_gb, seed=seed)
+                      memory_gb=memory_gb, seed=seed, workers=workers, scheduler=scheduler)
     s = run_cluster(str(embeddings), p, output, [history_entry("cluster")], force=force,
                     report=rep)
     rep.note(f"{s['n_sequences']} sequences -> {s['n_clusters']} clusters"
