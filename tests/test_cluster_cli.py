@@ -119,3 +119,19 @@ def test_sample_assignment_in_worker_processes(emb_and_mask, tmp_path, wsd):
     assert not list(tmp_path.glob(".wsd-assign-*"))  # the scratch folder is removed
     r = wsd("cluster", emb, "-o", tmp_path / "x.h5", "--mask", det, "--workers", "2")
     assert r.code == 2 and "--sample" in r.err
+
+
+def test_length_norm_option(emb_and_mask, tmp_path, wsd):
+    emb, det = emb_and_mask
+    raw, norm = tmp_path / "raw.h5", tmp_path / "norm.h5"
+    assert wsd("cluster", emb, "--mask", det, "-o", raw, "-k", "3", "-q").code == 0
+    r = wsd("cluster", emb, "--mask", det, "-o", norm, "-k", "3", "--length-norm", "sqrt")
+    assert r.code == 0 and "ARI 1.000" in r.err, r.err
+    with open_file(raw) as a, open_file(norm) as b:
+        n = b.read("seq_stop") - b.read("seq_start")
+        ref = a.read("distance").astype(np.float64) / np.sqrt(n[:, None] + n[None, :])
+        np.fill_diagonal(ref, 0)
+        np.testing.assert_allclose(b.read("distance"), ref, rtol=1e-6)
+        assert b.attrs("/")["length_norm"] == "sqrt"
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--length-norm", "mean")
+    assert r.code == 2 and "--length-norm" in r.err

@@ -167,6 +167,32 @@ def test_dtw_cross_and_assign():
     assert np.array_equal(dist, cross.min(1))
 
 
+def test_length_norm_divides_by_sqrt_of_summed_lengths():
+    seqs, _ = call_types(n_per_type=3, dim=4, seed=7)
+    raw = dtw.dtw_matrix(seqs, window=6)
+    norm = dtw.dtw_matrix(seqs, window=6, length_norm="sqrt")
+    n = np.array([len(s) for s in seqs], dtype=float)
+    ref = raw / np.sqrt(n[:, None] + n[None, :])
+    np.fill_diagonal(ref, 0)
+    assert np.allclose(norm, ref, rtol=1e-12, atol=0) and np.array_equal(norm, norm.T)
+    i, j = 2, 9
+    direct = dtw_ndim.distance(seqs[i].astype(float), seqs[j].astype(float), window=6)
+    assert norm[i, j] == pytest.approx(direct / math.sqrt(n[i] + n[j]), rel=1e-12)
+    cross = dtw.dtw_cross(seqs[:5], seqs[5:], window=6, length_norm="sqrt")
+    assert np.allclose(cross, norm[:5, 5:], rtol=1e-12)
+    index, dist = dtw.assign(seqs[:5], seqs[5:8], window=6, length_norm="sqrt")
+    assert np.array_equal(dist, cross[:, :3].min(1))
+    # the sampled path uses the same distances as the full one
+    full = cluster_sequences(seqs, n_clusters=3, window=6, length_norm="sqrt")
+    assert np.allclose(full.distance, norm, rtol=1e-12)
+    samp = cluster_sampled(seqs, 6, seed=0, n_clusters=3, window=6, length_norm="sqrt")
+    rows = np.setdiff1d(np.arange(len(seqs)), samp.clustered)
+    med = samp.medoids[samp.labels[rows]]
+    assert np.allclose(samp.medoid_distance[rows], norm[rows, med], rtol=1e-12)
+    with pytest.raises(UsageError, match="none or sqrt"):
+        dtw.dtw_condensed(seqs, length_norm="mean")
+
+
 def test_dtw_input_errors():
     with pytest.raises(BadInputError, match="dimensions"):
         dtw.dtw_matrix([np.zeros((3, 2)), np.zeros((3, 4))])

@@ -231,7 +231,7 @@ def medoids_of(distance: np.ndarray, labels: np.ndarray, chunk: int = 1024) -> n
 def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = None,
                       distance_threshold: float | None = None, window: int | None = None,
                       novelty_k: int | None = 5, memory_limit: int | None = None,
-                      parallel: bool = True) -> ClusterResult:
+                      parallel: bool = True, length_norm: str = "none") -> ClusterResult:
     """Agglomerative clustering of all sequences on their full DTW distance matrix.
 
     Parameters
@@ -245,6 +245,8 @@ def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = N
     novelty_k : neighbours for novelty (None or 0: no novelty).
     memory_limit : bytes allowed for the matrices (None: a quarter of RAM); over it
         ``wsd.dtw.MatrixTooLargeError`` is raised before any DTW is computed.
+    length_norm : "none" or "sqrt" (distances divided by sqrt(len_a + len_b), see
+        ``wsd.dtw.dtw_condensed``).
 
     Returns
     -------
@@ -256,7 +258,7 @@ def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = N
     m = len(seqs)
     _check_cut(method, n_clusters, distance_threshold, m)
     check_memory(m, memory_limit)
-    condensed = dtw_condensed(seqs, window=window, parallel=parallel)
+    condensed = dtw_condensed(seqs, window=window, parallel=parallel, length_norm=length_norm)
     z = linkage(condensed, method=method)
     if n_clusters is not None:
         raw = fcluster(z, t=int(n_clusters), criterion="maxclust")
@@ -283,7 +285,7 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
                     window: int | None = None, novelty_k: int | None = 5,
                     memory_limit: int | None = None, chunk_size: int = 1024,
                     parallel: bool = True, workers: int = 1, scheduler: str | None = None,
-                    scratch=None) -> ClusterResult:
+                    scratch=None, length_norm: str = "none") -> ClusterResult:
     """Cluster a seeded random sample fully, then give every other sequence its nearest medoid.
 
     Cost: ``N^2 / 2`` DTW pairs for the sample plus ``(m - N) * K`` for the assignment, linear
@@ -307,13 +309,13 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
         raise UsageError(f"sample size must be a whole number >= 2, got {sample_size!r}")
     if sample_size >= m:
         return cluster_sequences(seqs, method, n_clusters, distance_threshold, window,
-                                 novelty_k, memory_limit, parallel)
+                                 novelty_k, memory_limit, parallel, length_norm)
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise UsageError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     sample = np.sort(np.random.default_rng(seed).choice(m, size=int(sample_size), replace=False))
     sample_seqs = as_dtw_inputs([seqs[i] for i in sample.tolist()])[0]  # converted once
     part = cluster_sequences(sample_seqs, method, n_clusters, distance_threshold, window,
-                             novelty_k, memory_limit, parallel)
+                             novelty_k, memory_limit, parallel, length_norm)
     labels = np.empty(m, dtype=np.int64)
     medoid_distance = np.empty(m)
     novelty = np.empty(m) if novelty_k else None
@@ -328,10 +330,10 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
     chunks = [rest[a:a + chunk_size] for a in range(0, len(rest), chunk_size)]
     if spread and len(chunks) > 1:
         results = _assign_distributed(seqs, sample, part.medoids, chunks, window, novelty_k,
-                                      workers, scheduler, scratch)
+                                      workers, scheduler, scratch, length_norm)
     else:
         results = [_assign_block([seqs[i] for i in idx.tolist()], sample_seqs, medoid_seqs,
-                                 part.medoids, window, novelty_k, parallel)
+                                 part.medoids, window, novelty_k, parallel, length_norm)
                    for idx in chunks]
     for idx, (lab, dist, nov) in zip(chunks, results):
         labels[idx], medoid_distance[idx] = lab, dist
@@ -345,11 +347,13 @@ def cluster_sampled(seqs, sample_size: int, seed: int = 0, method: str = "comple
                          distance=part.distance, silhouette=part.silhouette, novelty=novelty)
 
 
-def _assign_block(chunk, sample_seqs, medoid_seqs, medoids, window, novelty_k, parallel):
+def _assign_block(chunk, sample_seqs, medoid_seqs, medoids, window, novelty_k, parallel,
+                  length_norm="none"):
     """(nearest medoid, its distance, novelty or None) of each sequence in ``chunk``."""
     if not novelty_k:
-        return (*assign(chunk, medoid_seqs, window, parallel), None)
-    cross = dtw_cross(chunk, sample_seqs, window=window, parallel=parallel)
+        return (*assign(chunk, medoid_seqs, window, parallel, length_norm), None)
+    cross = dtw_cross(chunk, sample_seqs, window=window, parallel=parallel,
+                      length_norm=length_norm)
     to_medoids = cross[:, medoids]
     return to_medoids.argmin(axis=1), to_medoids.min(axis=1), knn_from_cross(cross, novelty_k)
 
@@ -364,6 +368,7 @@ class AssignTask:
     medoids: np.ndarray  # positions of the medoids within the sample
     window: int | None
     novelty_k: int | None
+    length_norm: str = "none"
 
 
 def run_assign_task(t: AssignTask) -> tuple:
@@ -379,11 +384,11 @@ def run_assign_task(t: AssignTask) -> tuple:
     sample_seqs = [seq(i) for i in t.sample.tolist()]
     return t.number, _assign_block([seq(i) for i in t.idx.tolist()], sample_seqs,
                                    [sample_seqs[j] for j in t.medoids.tolist()], t.medoids,
-                                   t.window, t.novelty_k, True)
+                                   t.window, t.novelty_k, True, t.length_norm)
 
 
 def _assign_distributed(seqs, sample, medoids, chunks, window, novelty_k, workers, scheduler,
-                        scratch) -> list:
+                        scratch, length_norm="none") -> list:
     import shutil
     import tempfile
     from pathlib import Path
@@ -396,7 +401,8 @@ def _assign_distributed(seqs, sample, medoids, chunks, window, novelty_k, worker
         np.save(folder / "rows.npy", np.concatenate(arrays))
         np.save(folder / "offsets.npy", np.concatenate([[0], np.cumsum([len(a) for a in arrays])]))
         del arrays
-        tasks = [AssignTask(str(folder), i, idx, sample, medoids, window, novelty_k)
+        tasks = [AssignTask(str(folder), i, idx, sample, medoids, window, novelty_k,
+                            length_norm)
                  for i, idx in enumerate(chunks)]
         done = dict(run_tasks(run_assign_task, tasks, workers=workers, scheduler=scheduler,
                               preload=["wsd.clustering", "wsd.dtw"]))

@@ -22,6 +22,7 @@ class ClusterParams:
     min_windows: int = 1
     max_windows: int | None = None
     window: int | None = None
+    length_norm: str = "none"
     normalize: str = "none"
     pca: int | None = None
     linkage: str = "complete"
@@ -40,6 +41,8 @@ class ClusterParams:
         if self.min_windows < 1 or (self.max_windows is not None and
                                     self.max_windows < self.min_windows):
             raise UsageError("need 1 <= --min-windows <= --max-windows")
+        if self.length_norm not in ("none", "sqrt"):
+            raise UsageError(f"--length-norm must be none or sqrt (got {self.length_norm})")
         if self.normalize not in ("none", "zscore", "l2"):
             raise UsageError(f"--normalize must be none, zscore or l2 (got {self.normalize})")
         if self.workers < 1:
@@ -104,7 +107,8 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
                 f" {secs:.0f} s (dtaidistance C library"
                 f"{', OpenMP' if dtw.openmp_available() else ', no OpenMP: serial'})")
     kw = {"method": p.linkage, "n_clusters": p.n_clusters, "distance_threshold": p.threshold,
-          "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit}
+          "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit,
+          "length_norm": p.length_norm}
     if p.sample and p.sample < m:
         res = C.cluster_sampled(arrays, p.sample, seed=p.seed, workers=p.workers,
                                 scheduler=p.scheduler, scratch=Path(out).resolve().parent,

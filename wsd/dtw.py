@@ -94,6 +94,29 @@ def _check_window(window: int | None) -> int | None:
     return int(window)
 
 
+LENGTH_NORMS = ("none", "sqrt")
+
+
+def _check_length_norm(length_norm: str) -> str:
+    if length_norm not in LENGTH_NORMS:
+        raise UsageError(f"length normalisation must be none or sqrt, got {length_norm!r}")
+    return length_norm
+
+
+def _lengths(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.array([len(a) for a in arrays], dtype=np.float64)
+
+
+def _normalise_condensed(d: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Divide each condensed entry (i, j) by sqrt(len_i + len_j), in place, row by row."""
+    m, at = len(lengths), 0
+    for i in range(m - 1):
+        n = m - i - 1
+        d[at:at + n] /= np.sqrt(lengths[i] + lengths[i + 1:])
+        at += n
+    return d
+
+
 def as_dtw_inputs(seqs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
     """Validate sequences and convert them to what dtaidistance's C code reads without copying.
 
@@ -191,7 +214,7 @@ def _matrix_call(arrays: list[np.ndarray], dim: int, window: int | None, paralle
 
 
 def dtw_condensed(seqs: Sequence[np.ndarray], window: int | None = None,
-                  parallel: bool = True) -> np.ndarray:
+                  parallel: bool = True, length_norm: str = "none") -> np.ndarray:
     """All pairwise DTW distances in scipy's condensed form.
 
     Parameters
@@ -199,6 +222,11 @@ def dtw_condensed(seqs: Sequence[np.ndarray], window: int | None = None,
     seqs : m sequences, each ``(len_i, D)`` float (converted to float64), m >= 1.
     window : Sakoe-Chiba band in windows (None: no band).
     parallel : use dtaidistance's OpenMP code (all cores, or ``OMP_NUM_THREADS``).
+    length_norm : "none", or "sqrt": each distance divided by ``sqrt(len_a + len_b)``. The DTW
+        distance is the square root of a sum of squared differences along the warping path
+        (between max(len_a, len_b) and len_a + len_b - 1 steps), so it grows with the
+        sequences' lengths; divided, it is a root-mean-square difference per step, and
+        sequences of different lengths compare on one scale.
 
     Returns
     -------
@@ -206,29 +234,32 @@ def dtw_condensed(seqs: Sequence[np.ndarray], window: int | None = None,
     order: entry for (i, j), i < j, at ``m*i - i*(i+1)/2 + j - i - 1``).
     """
     window = _check_window(window)
+    _check_length_norm(length_norm)
     arrays, dim = as_dtw_inputs(seqs)
     parallel = _require_c(parallel)
     if len(arrays) < 2:
         return np.zeros(0)
-    return _matrix_call(arrays, dim, window, parallel)
+    d = _matrix_call(arrays, dim, window, parallel)
+    return _normalise_condensed(d, _lengths(arrays)) if length_norm == "sqrt" else d
 
 
 def dtw_matrix(seqs: Sequence[np.ndarray], window: int | None = None,
-               parallel: bool = True) -> np.ndarray:
+               parallel: bool = True, length_norm: str = "none") -> np.ndarray:
     """All pairwise DTW distances as a full symmetric ``(m, m)`` float64 matrix, zero diagonal.
 
     See :func:`dtw_condensed` for the parameters.
     """
     from scipy.spatial.distance import squareform
 
-    d = dtw_condensed(seqs, window=window, parallel=parallel)
+    d = dtw_condensed(seqs, window=window, parallel=parallel, length_norm=length_norm)
     if len(d) == 0:
         return np.zeros((len(seqs), len(seqs)))
     return squareform(d, checks=False)
 
 
 def dtw_cross(seqs_a: Sequence[np.ndarray], seqs_b: Sequence[np.ndarray],
-              window: int | None = None, parallel: bool = True) -> np.ndarray:
+              window: int | None = None, parallel: bool = True,
+              length_norm: str = "none") -> np.ndarray:
     """DTW distances between every sequence of ``seqs_a`` and every one of ``seqs_b``.
 
     One dtaidistance call on the concatenated list with ``block=((0, a), (a, a + b))``: the
@@ -240,17 +271,23 @@ def dtw_cross(seqs_a: Sequence[np.ndarray], seqs_b: Sequence[np.ndarray],
     ``(len(seqs_a), len(seqs_b))`` float64.
     """
     window = _check_window(window)
+    _check_length_norm(length_norm)
     na, nb = len(seqs_a), len(seqs_b)
     if na == 0 or nb == 0:
         return np.zeros((na, nb))
     arrays, dim = as_dtw_inputs(list(seqs_a) + list(seqs_b))
     parallel = _require_c(parallel)
     d = _matrix_call(arrays, dim, window, parallel, block=((0, na), (na, na + nb)))
-    return d.reshape(na, nb)
+    d = d.reshape(na, nb)
+    if length_norm == "sqrt":
+        n = _lengths(arrays)
+        d /= np.sqrt(n[:na, None] + n[None, na:])
+    return d
 
 
 def assign(seqs: Sequence[np.ndarray], medoid_seqs: Sequence[np.ndarray],
-           window: int | None = None, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           window: int | None = None, parallel: bool = True,
+           length_norm: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """Nearest medoid of each sequence by DTW: ``len(seqs) * len(medoid_seqs)`` pairs.
 
     Independent per sequence, so it can run on any chunk of sequences (one worker per chunk)
@@ -268,7 +305,7 @@ def assign(seqs: Sequence[np.ndarray], medoid_seqs: Sequence[np.ndarray],
     """
     if len(medoid_seqs) == 0:
         raise UsageError("assign needs at least one medoid")
-    d = dtw_cross(seqs, medoid_seqs, window=window, parallel=parallel)
+    d = dtw_cross(seqs, medoid_seqs, window=window, parallel=parallel, length_norm=length_norm)
     index = d.argmin(axis=1) if len(d) else np.zeros(0, dtype=np.int64)
     return index.astype(np.int64), d[np.arange(len(d)), index]
 

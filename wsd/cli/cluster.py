@@ -23,6 +23,10 @@ def cluster_cmd(
                                               "into near-equal pieces."),
     window: Optional[int] = typer.Option(None, "--window", help="Sakoe-Chiba band of the DTW, "
                                          "in windows [default: none]."),
+    length_norm: str = typer.Option("none", "--length-norm", help="none, or sqrt: divide "
+                                    "each DTW distance by sqrt(len_a + len_b), a per-step "
+                                    "RMS difference, so that long sequences are not far from "
+                                    "everything."),
     normalize: str = typer.Option("none", "--normalize", help="none, zscore (per dimension) "
                                   "or l2 (per window) before the DTW."),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
@@ -73,7 +77,7 @@ def cluster_cmd(
     check_output(output, force)
     p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
                       min_windows=min_windows, max_windows=max_windows, window=window,
-                      normalize=normalize, pca=pca, linkage=linkage,
+                      length_norm=length_norm, normalize=normalize, pca=pca, linkage=linkage,
                       n_clusters=None if threshold is not None else n_clusters,
                       threshold=threshold, sample=sample, novelty_k=novelty_k,
                       memory_gb=memory_gb, seed=seed, workers=workers, scheduler=scheduler)
