@@ -295,3 +295,32 @@ def test_gan_sequences_and_encode_independent_of_batch():
     assert model._sequences(x[:2]).shape == (1, 2, model.frames, model.bins)
     with torch.no_grad():
         assert torch.allclose(model.encode(x)[2:3], model.encode(x[2:3]), atol=1e-6)
+
+
+def test_lstm_inference_split_to_bound_memory(monkeypatch):
+    """The seed lstm's conv output is 32 MiB a window: inference takes batches in parts of at
+    most max_inference_batch() windows, with the same result as one call."""
+    from wsd.embedding import embed_batches, reconstruct
+
+    seed = registry.build("lstm", 128, 256)
+    assert seed.max_inference_batch() == 16  # 256 filters x 128 frames x 256 bins x 4 bytes
+    light = registry.build("lstm", 128, 256, filters=32, freq_pool=4)
+    assert light.max_inference_batch() == 512
+    model = _build("lstm").eval()
+    x = np.random.default_rng(0).normal(size=(7, model.frames, model.bins)).astype(np.float32)
+    whole = next(embed_batches(model, [x], 0.0, 1.0))
+    whole_rec = reconstruct(model, x, 0.0, 1.0)
+    calls = []
+    monkeypatch.setattr(type(model), "INFERENCE_BYTES",
+                        4 * model.config["filters"] * model.frames
+                        * (model.bins // model.config["freq_pool"]) * 3)
+    assert model.max_inference_batch() == 3
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda t: calls.append(len(t)) or real(t))
+    parts = next(embed_batches(model, [x], 0.0, 1.0))
+    assert calls == [3, 3, 1]
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reconstruct(model, x, 0.0, 1.0), whole_rec, rtol=1e-5,
+                               atol=1e-5)
+    assert _build("convae") \
+        .max_inference_batch() is None

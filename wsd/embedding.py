@@ -67,11 +67,21 @@ def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
     from wsd.supervised import prepare
 
     kind = getattr(model, "input_kind", "spectrogram")
+    fn = model.predict_proba if scores else model.encode
     with torch.inference_mode(), autocast(device, amp)():
         for x in batches:
             t = torch.from_numpy(prepare(x, kind, mean, std)).to(device)
-            y = model.predict_proba(t) if scores else model.encode(t)
-            yield y.float().cpu().numpy()
+            yield _in_parts(fn, t, model).float().cpu().numpy()
+
+
+def _in_parts(fn, t, model):
+    """``fn(t)``, in slices of at most ``model.max_inference_batch()`` windows."""
+    import torch
+
+    step = model.max_inference_batch() if hasattr(model, "max_inference_batch") else None
+    if not step or len(t) <= step:
+        return fn(t)
+    return torch.cat([fn(t[a:a + step]) for a in range(0, len(t), step)])
 
 
 def choose_amp(model, info: dict, windows, device: str, amp: bool | None,
@@ -97,5 +107,5 @@ def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> 
 
     with torch.inference_mode():
         t = torch.from_numpy(((x.astype(np.float32) - mean) / std)).to(device)
-        y = model.reconstruct(t)
+        y = _in_parts(model.reconstruct, t, model)
     return None if y is None else y.float().cpu().numpy() * std + mean

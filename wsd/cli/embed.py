@@ -38,7 +38,9 @@ def embed_cmd(
 
     Windows are embedded in chunks of 16,384, each written to a shard under OUTPUT.shards/
     (so an interrupted run resumes, and --workers/--scheduler spread the chunks); the output
-    is the same bit for bit whatever the number of workers.
+    is the same bit for bit whatever the number of workers. A model with large activations
+    takes fewer windows per forward call than --batch-size (the seed lstm: 16, about 512 MiB),
+    so memory stays bounded.
     """
     from wsd import rowjobs
     from wsd.embedding import check_model_settings, choose_amp

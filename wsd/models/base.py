@@ -117,8 +117,17 @@ class WsdModel(nn.Module):
     # them faster than eager float32.
     cpu_bf16: ClassVar[bool] = False
     channels_last: ClassVar[bool] = False
+    #: Inference memory budget per forward call, for :meth:`max_inference_batch`.
+    INFERENCE_BYTES: ClassVar[int] = 512 * 2**20
 
     embedding_dim: int
+
+    def max_inference_batch(self) -> int | None:
+        """Most windows one inference forward call should take (None: no limit). Models
+        whose activations are large per window (the seed lstm's conv output is 32 MiB a
+        window) return a limit so that ``wsd embed --batch-size 256`` stays within
+        :attr:`INFERENCE_BYTES`; inference splits larger batches."""
+        return None
 
     def __init__(self, frames: int, bins: int, **arch_params: Any) -> None:
         super().__init__()

@@ -115,6 +115,12 @@ class LstmAE(AutoencoderModel):
         self.decoder = _Decoder(frames, bins, hidden)
         self.embedding_dim = hidden
 
+    def max_inference_batch(self) -> int:
+        """The conv output, ``filters x frames x bins / freq_pool`` floats a window, bounds
+        the batch (seed: 32 MiB a window, 16 windows a call)."""
+        per_window = 4 * self.config["filters"] * self.frames * (self.bins // self.config["freq_pool"])
+        return max(1, self.INFERENCE_BYTES // per_window)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Windows ``(batch, frames, bins)`` -> last LSTM state ``(batch, hidden)``."""
         self._check_input(x)
