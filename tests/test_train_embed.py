@@ -100,6 +100,16 @@ def test_mismatched_settings_refused(windows, tmp_path, wsd):
     assert r.code == 65
     assert "hop_length=256" in r.err and "hop_length=128" in r.err
     assert not (tmp_path / "e.h5").exists()
+    # another sample rate: the message names the slice flags that reproduce the model's
+    # front-end, and windows re-sliced (resampled) with them are accepted
+    resampled = tmp_path / "resampled.h5"
+    assert wsd("slice", d, "-o", resampled, "--sample-rate", "4000", "-q").code == 0
+    r = wsd("embed", resampled, "--model", model, "-o", tmp_path / "e.h5")
+    assert r.code == 65 and "sample_rate=4000" in r.err
+    flags = r.err.split("wsd slice ... ")[1].split(";")[0].split()
+    again = tmp_path / "again.h5"
+    assert wsd("slice", d, "-o", again, *flags, "-q").code == 0
+    assert wsd("embed", again, "--model", model, "-o", tmp_path / "e.h5", "-q").code == 0
 
 
 def test_usage_errors(windows, tmp_path, wsd):

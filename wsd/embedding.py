@@ -23,9 +23,14 @@ def check_settings(model_spec: dict, windows_spec: dict, windows_bins: int, wher
     diff = [k for k in a if a[k] != b[k]]
     if diff:
         fmt = lambda d: " ".join(f"{k}={d[k]}" for k in diff)  # noqa: E731
+        flags = " ".join(f"--{k.replace('_', '-')} {model_spec[k]:g}"
+                         for k in ("sample_rate", "n_fft", "hop_length", "frames", "fmin",
+                                   "fmax")
+                         if model_spec.get(k) is not None)
         raise SettingsMismatchError(
             f"windows were made with other spectrogram settings than the model: model "
-            f"{fmt(a)}; windows {fmt(b)} (re-slice with the model's settings)", where)
+            f"{fmt(a)}; windows {fmt(b)} (re-slice the audio with the model's settings: "
+            f"wsd slice ... {flags}; --sample-rate resamples)", where)
 
 
 def check_model_settings(info: dict, windows_spec: dict, windows_bins: int, where: str) -> None:
