@@ -281,13 +281,13 @@ def print_table(blocks: list[tuple[Setting, list[tuple]]], seeds, epochs: int) -
     print(f"\nSRKW call types: 33 clips, 25 types, complete linkage, K=25. wsd pipeline: "
           f"convae width=0.5, batch 32, seeds {seeds} (mean±sd [min,max]); baselines have "
           f"no seed")
-    head = f"{'method':42s}" + "".join(f"{c:>25s}" for _, c in COLS)
+    head = f"{'method':50s}" + "".join(f"{c:>25s}" for _, c in COLS)
     for s, rows in blocks:
         print(f"\n== {s.name}: pipeline trained {s.epochs or epochs} epochs on "
               f"{'the clips + unlabelled orca audio' if s.unlabelled else 'the clips only'}")
         print(head)
         for name, runs in rows:
-            print(f"{name:42s}" + "".join(f"{fmt([r[c] for r in runs]):>25s}" for c, _ in COLS))
+            print(f"{name:50s}" + "".join(f"{fmt([r[c] for r in runs]):>25s}" for c, _ in COLS))
 
 
 def main(argv=None) -> int:
