@@ -57,7 +57,9 @@ def cluster_cmd(
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
 ):
-    """Group call sequences into types by multivariate DTW and agglomerative clustering.
+    """Group call sequences into types by DTW and hierarchical clustering.
+
+    Multivariate DTW between embedding sequences, then agglomerative clustering.
 
     Sequences are runs of consecutive non-silent windows (--mask), one per recording
     (--per-file), or runs of consecutive windows. Distances are dtaidistance's C DTW

@@ -28,7 +28,7 @@ def embed_cmd(
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
 ):
-    """Embed every window: one vector per window, with its source and times.
+    """Embed every window: one vector each, with its source and times.
 
     Refuses windows made with other spectrogram settings than the model was trained on
     (printing both). The source table, per-window times, padding flags and labels are carried

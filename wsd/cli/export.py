@@ -15,10 +15,11 @@ def export_cmd(
                                "Raven selection table; re-imports as slice --labels)."),
     traceback: bool = TRACEBACK,
 ):
-    """Write a table of FILE to stdout, one row per window (or event, cluster member...).
+    """Write FILE's rows to stdout as CSV or a Raven selection table.
 
-    windows: path,start_s,end_s,label. Raven tables give each row a selection whose Begin
-    Time and File Offset are seconds from the start of the file in Begin Path.
+    One row per window (windows, embeddings, detections; Raven: per event) or per sequence
+    (clusters). windows: path,start_s,end_s,label. Raven tables give each row a selection
+    whose Begin Time and File Offset are seconds from the start of the file in Begin Path.
     """
     import csv
     import sys

@@ -35,7 +35,10 @@ def info_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     traceback: bool = TRACEBACK,
 ):
-    """Print a file's kind, datasets and shapes, parameters, sources and history."""
+    """Print a file's kind, datasets, parameters, sources and history.
+
+    Datasets are listed with their shapes and types; --json prints the same for scripts.
+    """
     import json
 
     from wsd.store import open_file

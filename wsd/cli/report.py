@@ -41,8 +41,9 @@ def report_cmd(
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
 ):
-    """Write PNG figures, metrics.json and index.html into a folder, choosing what fits the
-    kinds of file given.
+    """Write PNG figures, metrics.json and index.html into a folder.
+
+    What is drawn is chosen to fit the kinds of file given.
 
     Embeddings: a PCA or t-SNE map coloured by cluster, label or detector decision, with the
     densest regions enlarged; reconstructions; a GAN's generated windows. Models: training
