@@ -40,3 +40,39 @@ def timed(args: list[str], env: dict | None = None) -> float:
     if p.returncode:
         raise SystemExit(f"wsd {' '.join(map(str, args))} failed: {p.stderr.strip()}")
     return dt
+
+
+REAL = Path(os.environ.get("WSD_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+
+
+def wsd(*args) -> str:
+    """Run ``wsd ARGS`` as a child process in the project root; return its stderr, raise on
+    failure (with the command and its stderr)."""
+    cmd = WSD + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"wsd {' '.join(cmd[3:])} failed ({r.returncode}): "
+                           f"{r.stderr.strip()}")
+    return r.stderr
+
+
+def passive_threads() -> None:
+    """OMP_WAIT_POLICY=PASSIVE for the wsd children unless set: on shared cores, spinning
+    OpenMP threads slow torch by 10-20x (see README); it changes speed, not results."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def mean_sd(values, spread: bool = False) -> str:
+    """``0.123`` for one value, else ``mean±sd`` (with ``spread``: ``[min,max]`` too)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 1:
+        return f"{v[0]:.3f}"
+    out = f"{v.mean():.3f}±{v.std(ddof=1):.3f}"
+    return out + (f" [{v.min():.2f},{v.max():.2f}]" if spread else "")
+
+
+def footer(t0: float) -> str:
+    """The closing line of a quality benchmark: total time, thread policy, load."""
+    return (f"\ntotal {time.perf_counter() - t0:.0f} s (OMP_WAIT_POLICY="
+            f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average now "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")

@@ -47,8 +47,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,8 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("WSD_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+from _common import REAL, footer, mean_sd, passive_threads, wsd
+
 UNLABELLED = ["orcasound-orcadata/snippets/j_pod.wav", "orcasound-orca-autoencoder"]
 BAND = {"fmin": 500.0, "fmax": 11456.0}  # 128 bins, 516.8-11455.7 Hz (convae: bins % 16 == 0)
 
@@ -103,13 +101,6 @@ COLS = (("ari", "ARI"), ("nmi", "NMI"), ("nn", "1-NN"), ("nn_multi", "1-NN multi
         ("map_multi", "mAP multi"))
 
 
-def wsd(*args) -> str:
-    """Run ``wsd ARGS`` as a child process; return its stderr, raise on failure."""
-    cmd = [sys.executable, "-m", "wsd", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:])} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stderr
 
 
 def catalogue() -> dict[str, str]:
@@ -270,11 +261,6 @@ def pipeline(s: Setting, tmp: Path, clips: list[str], label_csv: Path, seeds: li
     return list(out.items())
 
 
-def fmt(values: list[float]) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) == 1:
-        return f"{v[0]:.3f}"
-    return f"{v.mean():.3f}±{v.std(ddof=1):.3f} [{v.min():.2f},{v.max():.2f}]"
 
 
 def print_table(blocks: list[tuple[Setting, list[tuple]]], seeds, epochs: int) -> None:
@@ -287,7 +273,8 @@ def print_table(blocks: list[tuple[Setting, list[tuple]]], seeds, epochs: int) -
               f"{'the clips + unlabelled orca audio' if s.unlabelled else 'the clips only'}")
         print(head)
         for name, runs in rows:
-            print(f"{name:50s}" + "".join(f"{fmt([r[c] for r in runs]):>25s}" for c, _ in COLS))
+            print(f"{name:50s}" + "".join(f"{mean_sd([r[c] for r in runs], spread=True):>25s}"
+                                          for c, _ in COLS))
 
 
 def main(argv=None) -> int:
@@ -306,7 +293,7 @@ def main(argv=None) -> int:
         print(f"calltype_eval: skipped: real data not found at {REAL} (set WSD_REAL_DATA)",
               file=sys.stderr)
         return 0
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_threads()
     labels = catalogue()
     clips = sorted(labels)
     chosen = args.settings or (range(len(SETTINGS)) if args.sweep else DEFAULT)
@@ -328,9 +315,7 @@ def main(argv=None) -> int:
             blocks.append((s, rows))
             print(f"  [{s.name}] done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     print_table(blocks, args.seeds, args.epochs)
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s (OMP_WAIT_POLICY="
-          f"{os.environ['OMP_WAIT_POLICY']}; load average now "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    print(footer(t0))
     return 0
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("WSD_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+from _common import REAL, footer, passive_threads, wsd
+
 
 BLUE = ["rosehilmo-blue-whale-B/strongCalls.wav", "rosehilmo-blue-whale-B/weakCalls.wav",
         "rosehilmo-blue-whale-B/Test_data.wav"]
@@ -51,14 +49,6 @@ ORCA_UNLABELLED = HYDROPHONE[:3]
 SLICE = ["--frames", "16", "--step", "4"]
 
 
-def wsd(*args) -> str:
-    """Run ``wsd ARGS`` as a child process; return its stderr, raise on failure."""
-    cmd = [sys.executable, "-m", "wsd", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise RuntimeError(f"wsd {' '.join(map(str, args))} failed ({r.returncode}): "
-                           f"{r.stderr.strip()}")
-    return r.stderr
 
 
 def silence_table(tmp: Path) -> list[tuple]:
@@ -156,7 +146,7 @@ def main(argv=None) -> int:
     if not (REAL / "index.csv").is_file():
         print(f"skipped: real recordings not found at {REAL}")
         return 0
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_threads()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wsd-detreal-") as d:
         tmp = args.workdir or Path(d)
@@ -175,7 +165,7 @@ def main(argv=None) -> int:
                   f"detector per type, {args.epochs} epochs): accuracy {r['accuracy']:.2f} "
                   f"(majority class {r['chance']:.2f})")
             print(json.dumps([(h, t, p) for h, t, p, _ in r["per_clip"]]))
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    print(footer(t0))
     return 0
 
 

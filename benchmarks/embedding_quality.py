@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, footer, mean_sd, passive_threads, wsd
+
 
 # arch -> (slice flags, train --arch-param light preset, batch size)
 GEOMETRY = {
@@ -57,13 +57,6 @@ GEOMETRY = {
 }
 
 
-def wsd(*args) -> str:
-    """Run ``wsd ARGS`` as a child process; return its stderr, raise on failure."""
-    cmd = [sys.executable, "-m", "wsd", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:])} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stderr
 
 
 def importable(arch: str) -> str | None:
@@ -176,9 +169,6 @@ def evaluate(arch: str, tmp: Path, data: Path, epochs: int, seeds: list[int],
     return rows
 
 
-def fmt(values: list[float]) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    return f"{v[0]:.3f}" if len(v) == 1 else f"{v.mean():.3f}±{v.std(ddof=1):.3f}"
 
 
 def main(argv=None) -> int:
@@ -194,7 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep the intermediate files in this "
                     "existing folder (default: a temporary folder, removed at the end)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_threads()
     t0 = time.perf_counter()
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="wsd-embq-") as d:
@@ -223,12 +213,10 @@ def main(argv=None) -> int:
           + "".join(f"{c:>16s}" for c in cols))
     for name, geom, dim, secs, runs in rows:
         print(f"{name:40s}{geom:>9s}{dim:>5d}{secs:>8s}"
-              + "".join(f"{fmt([r[c] for r in runs]):>16s}" for c in cols))
+              + "".join(f"{mean_sd([r[c] for r in runs]):>16s}" for c in cols))
     for s in skipped:
         print(s)
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s (OMP_WAIT_POLICY="
-          f"{os.environ['OMP_WAIT_POLICY']}; load average now "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    print(footer(t0))
     return 0
 
 
