@@ -89,20 +89,23 @@ def _in_parts(fn, t, model):
     return torch.cat([fn(t[a:a + step]) for a in range(0, len(t), step)])
 
 
-def choose_amp(model, info: dict, windows, device: str, amp: bool | None,
-               n: int = 8) -> tuple[bool, str | None]:
-    """:func:`wsd.accel.decide_amp` for inference on an open windows file: checked on its
-    first ``n`` windows, prepared with the model's normalisation."""
+def choose_amp(model, sample, norm: dict, device: str, amp: bool | None,
+               kind: str | None = None) -> tuple[bool, str | None]:
+    """:func:`wsd.accel.decide_amp` on a few real windows: ``sample()`` returns them in dB
+    ``(b, frames, bins)`` and is called only when bfloat16 is wanted; they are prepared as
+    the model reads them (``kind``: default the model's input kind) with ``norm``."""
     import torch
 
     from wsd.accel import decide_amp, use_amp
     from wsd.supervised import prepare
 
-    if not use_amp(type(model), device, amp) or windows.n == 0:
-        return use_amp(type(model), device, amp), None
-    x = windows.read("windows", slice(0, min(n, windows.n)))
-    kind = getattr(model, "input_kind", "spectrogram")
-    x = prepare(x, kind, float(info["norm"]["mean"]), float(info["norm"]["std"]))
+    if not use_amp(type(model), device, amp):
+        return False, None
+    x = sample()
+    if len(x) == 0:
+        return True, None
+    kind = kind or getattr(model, "input_kind", "spectrogram")
+    x = prepare(x, kind, float(norm["mean"]), float(norm["std"]))
     return decide_amp(model, device, amp, torch.from_numpy(np.ascontiguousarray(x)))
 
 

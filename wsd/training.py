@@ -108,6 +108,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
 
     from wsd import accel
     from wsd import models as registry
+    from wsd.embedding import choose_amp
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed % (2**32))
@@ -193,8 +194,8 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
         mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
     norm = {"mean": mean, "std": std}
-    amp, amp_note = accel.decide_amp(model, device, p.amp,
-                                     _sample(windows_path, tr_runs, input_kind, mean, std))
+    amp, amp_note = choose_amp(model, lambda: _first_rows(windows_path, tr_runs), norm,
+                               device, p.amp, kind=input_kind)
     autocast = accel.autocast(device, amp)
     if not dd.main:
         report = lambda *a, **k: None  # noqa: E731  (only rank 0 reports)
@@ -299,16 +300,12 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
             "validation": common["params"].get("val_metrics")}
 
 
-def _sample(path: str, runs: np.ndarray, input_kind: str, mean: float, std: float, n: int = 8):
-    """The first ``n`` training windows, prepared as the model reads them (a tensor)."""
-    import torch
-
+def _first_rows(path: str, runs: np.ndarray, n: int = 8) -> np.ndarray:
+    """The first ``n`` training windows (dB)."""
     from wsd.store.reader import read_rows
-    from wsd.supervised import prepare
 
     a, b = (int(v) for v in runs[0])
-    x = read_rows(path, "windows", a, min(b, a + n))
-    return torch.from_numpy(np.ascontiguousarray(prepare(x, input_kind, mean, std)))
+    return read_rows(path, "windows", a, min(b, a + n))
 
 
 def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict,

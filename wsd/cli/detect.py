@@ -125,8 +125,9 @@ def detect_cmd(
             from wsd.embedding import check_model_settings, choose_amp
 
             check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
-            use_amp, why = choose_amp(rowjobs.cached_model(str(model), dev)[0], info, f, dev,
-                                      amp)
+            use_amp, why = choose_amp(rowjobs.cached_model(str(model), dev)[0],
+                                      lambda: f.read("windows", slice(0, min(8, f.n))),
+                                      info["norm"], dev, amp)
             if why:
                 (rep.warn if amp else rep.note)(why)
             thr = float(threshold if threshold is not None else info["params"]["threshold"])

@@ -61,7 +61,8 @@ def embed_cmd(
     with open_file(windows, "windows") as f:
         check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
         n = f.n
-        use_amp, why = choose_amp(net, info, f, dev, amp)
+        use_amp, why = choose_amp(net, lambda: f.read("windows", slice(0, min(8, n))),
+                                  info["norm"], dev, amp)
         if why:
             (rep.warn if amp else rep.note)(why)
         params = {"windows": str(windows), "model": str(model), "arch": info["arch"],
