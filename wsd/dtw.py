@@ -377,10 +377,9 @@ def _n_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    from wsd.parallel import cpu_count
+
+    return cpu_count()
 
 
 def mean_cells(mean_len, window: int | None = None, n_pairs: int = 4096, seed: int = 0) -> float:
