@@ -1,6 +1,9 @@
 """Numeric fast paths (wsd.accel): when bfloat16 autocast is on, channels-last weights, exact
 resume with them, and what embed records and computes with --amp/--no-amp."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -137,3 +140,53 @@ def test_reconstructions_span_quiet_to_loud(tmp_path, wsd):
         idx = e.read("recon_index")
     assert len(idx) == 3
     assert int(np.argmax(levels)) in idx and int(np.argmin(levels)) in idx
+
+
+_NO_BF16_CPU = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN as on a CPU without native bfloat16
+
+
+def _run_limited(code: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **_NO_BF16_CPU, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bfloat16_that_cannot_run_falls_back_to_float32_with_a_note():
+    """oneDNN limited to AVX2 has no bfloat16 LSTM: asked for bfloat16, the recurrent models
+    fall back to float32 with a note instead of crashing, on any x86-64 CPU."""
+    code = (
+        "import torch\n"
+        "from wsd import accel, models\n"
+        "for name in ('attention', 'gan'):\n"
+        "    torch.manual_seed(0)\n"
+        "    m = models.build(name, **models.get(name).test_config)\n"
+        "    x = (torch.rand if m.kind == 'classifier' else torch.randn)"
+        "(m.test_batch, m.frames, m.bins)\n"
+        "    ok, why = accel.decide_amp(m, 'cpu', True, x, train=True)\n"
+        "    print(name, ok, why)\n"
+        "    assert ok is False and 'running in float32' in why, why\n")
+    r = _run_limited(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_train_with_amp_on_a_cpu_without_bfloat16_trains_in_float32(tmp_path, wsd):
+    """``wsd train --amp`` where bfloat16 cannot run: exit 0, a note, and a model whose
+    params record float32 (the CLI in a child process with oneDNN limited to AVX2)."""
+    d = tmp_path / "audio"
+    d.mkdir()
+    for i, f in enumerate([700, 2500]):
+        sf.write(d / f"r{i}.wav", tone(8000, 4.0, f, seed=i), 8000)
+    win, out = tmp_path / "w.h5", tmp_path / "g.h5"
+    assert wsd("slice", d, "-o", win, "--n-fft", "64", "--hop-length", "32", "--frames", "16",
+               "-q").code == 0
+    tiny = ("seq_len=2", "z_dim=4", "g_hidden=3", "channels=2", "features=6", "hidden=5")
+    argv = ["train", str(win), "--arch", "gan", "--amp", "--epochs", "1", "--batch-size", "8",
+            "--val-fraction", "0", "-o", str(out)]
+    argv += [a for kv in tiny for a in ("--arch-param", kv)]
+    r = _run_limited(f"import sys; from wsd.cli.main import main; sys.exit(main({argv!r}))")
+    assert r.returncode == 0, r.stderr
+    assert "bfloat16 autocast is off" in r.stderr and "running in float32" in r.stderr
+    with open_file(out, "model") as m:
+        assert m.params["amp_used"] is False

@@ -114,14 +114,53 @@ def disagreement(model, x) -> float:
     return worst
 
 
-def decide_amp(model, device: str, amp: bool | None, sample) -> tuple[bool, str | None]:
+def bf16_failure(model, x, train: bool = False) -> str | None:
+    """Why ``model`` cannot run under bfloat16 autocast on its device, or None when it can.
+
+    Runs the forward paths (and, with ``train``, one training step on a copy of the model)
+    on prepared windows ``x`` ``(b, frames, bins)``. Some builds of torch have no bfloat16
+    kernel for a layer on some CPUs (oneDNN's LSTM on a CPU without AVX512-BF16 or AMX:
+    "could not create a primitive descriptor"); those raise RuntimeError, reported here
+    instead of crashing. The global random state is left as it was, so seeded runs repeat."""
+    import copy
+
+    import torch
+
+    dev = str(model.device)
+    devices = [model.device] if model.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            disagreement(model, x)
+            if train:
+                clone = copy.deepcopy(model)
+                kw = {}
+                if getattr(clone, "kind", "") == "classifier":
+                    kw["y"] = torch.zeros(len(x), dtype=torch.long, device=clone.device)
+                clone.train_step(x.to(clone.device), clone.configure_optimizers(1e-6),
+                                 autocast(dev, True), **kw)
+    except RuntimeError as e:
+        return str(e).strip().split("\n")[0][:160]
+    return None
+
+
+def decide_amp(model, device: str, amp: bool | None, sample,
+               train: bool = False) -> tuple[bool, str | None]:
     """(use bfloat16 autocast?, a message when it was wanted but is turned off).
 
     ``amp``: True, False or None (auto, :func:`use_amp`); ``sample``: a few prepared
-    windows (a tensor) to check agreement on, or None to skip the check."""
+    windows (a tensor) to check on, or None to skip the checks; ``train``: also check that
+    a training step runs. bfloat16 is turned off, with a message, when the model's bfloat16
+    path fails on this machine (:func:`bf16_failure`) or its output differs from float32
+    by more than :data:`TOLERANCE`."""
     want = use_amp(type(model), device, amp)
     if not want or sample is None or len(sample) == 0:
         return want, None
+    why = bf16_failure(model, sample, train=train)
+    if why is not None:
+        return False, (f"bfloat16 autocast is off: this torch build cannot run "
+                       f"{getattr(model, 'name', 'the model')} in bfloat16 on this "
+                       f"{'GPU' if device.startswith('cuda') else 'CPU'} ({why}); "
+                       "running in float32")
     err = disagreement(model, sample)
     if err <= TOLERANCE:
         return True, None

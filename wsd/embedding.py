@@ -90,10 +90,11 @@ def _in_parts(fn, t, model):
 
 
 def choose_amp(model, sample, norm: dict, device: str, amp: bool | None,
-               kind: str | None = None) -> tuple[bool, str | None]:
+               kind: str | None = None, train: bool = False) -> tuple[bool, str | None]:
     """:func:`wsd.accel.decide_amp` on a few real windows: ``sample()`` returns them in dB
     ``(b, frames, bins)`` and is called only when bfloat16 is wanted; they are prepared as
-    the model reads them (``kind``: default the model's input kind) with ``norm``."""
+    the model reads them (``kind``: default the model's input kind) with ``norm``;
+    ``train``: also check a training step (for ``wsd train``)."""
     import torch
 
     from wsd.accel import decide_amp, use_amp
@@ -106,7 +107,8 @@ def choose_amp(model, sample, norm: dict, device: str, amp: bool | None,
         return True, None
     kind = kind or getattr(model, "input_kind", "spectrogram")
     x = prepare(x, kind, float(norm["mean"]), float(norm["std"]))
-    return decide_amp(model, device, amp, torch.from_numpy(np.ascontiguousarray(x)))
+    return decide_amp(model, device, amp, torch.from_numpy(np.ascontiguousarray(x)),
+                      train=train)
 
 
 def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> np.ndarray | None:

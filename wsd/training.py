@@ -195,7 +195,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
         mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
     norm = {"mean": mean, "std": std}
     amp, amp_note = choose_amp(model, lambda: _first_rows(windows_path, tr_runs), norm,
-                               device, p.amp, kind=input_kind)
+                               device, p.amp, kind=input_kind, train=True)
     autocast = accel.autocast(device, amp)
     if not dd.main:
         report = lambda *a, **k: None  # noqa: E731  (only rank 0 reports)
