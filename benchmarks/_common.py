@@ -18,7 +18,7 @@ WSD = [sys.executable, "-m", "wsd"]
 def write_audio(folder: Path, n_files: int, seconds: float, sr: int = 44100,
                 fmt: str = "wav", seed: int = 0) -> list[Path]:
     """Noise with tonal sweeps, ``n_files`` files of ``seconds`` each."""
-    from wsd.synth import make_recording
+    from wsd.datasets.synth import make_recording
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

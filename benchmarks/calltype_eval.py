@@ -7,7 +7,7 @@ Data: the Southern Resident killer whale call catalogue in ../shared/data/real (
 unlabelled J-pod snippet is not evaluated). Skips with a message when the folder is absent.
 
 Every method is measured the same way: one sequence per clip, complete-linkage agglomerative
-clustering cut into K = 25 clusters, then wsd.clustering.label_metrics (ARI, NMI, and
+clustering cut into K = 25 clusters, then wsd.discovery.clustering.label_metrics (ARI, NMI, and
 leave-one-out 1-nearest-neighbour accuracy from the distance matrix). 22 of the 25 types have
 a single clip, whose nearest neighbour can never share its label, so 1-NN over all 33 clips is
 at most 11/33 = 0.333. Two more columns score only the 11 clips of the types with two or more
@@ -24,8 +24,8 @@ Methods:
   not used) -> ``wsd embed`` -> ``wsd cluster --per-file -k 25`` (--normalize, --pca
   variants); metrics from the clusters file, the extra columns from its stored matrix.
 * raw-frame DTW: each clip's log-spectrogram frames (``wsd slice --frames 1``, same FFT and
-  band) as a (n_frames, bins) sequence, wsd.dtw.preprocess and
-  wsd.clustering.cluster_sequences.
+  band) as a (n_frames, bins) sequence, wsd.discovery.dtw.preprocess and
+  wsd.discovery.clustering.cluster_sequences.
 * pooled bands: mean and std of each frequency bin over the clip's frames (no alignment),
   Euclidean distance (length-1 sequences through the same DTW code), same clustering.
 * ``length-norm=sqrt``: ``wsd cluster --length-norm sqrt``, the DTW matrix divided by the
@@ -136,7 +136,7 @@ def multi_map(true: np.ndarray, distance: np.ndarray) -> float:
 
 
 def metrics(true, labels, distance) -> dict:
-    from wsd.clustering import label_metrics
+    from wsd.discovery.clustering import label_metrics
 
     m = label_metrics(true, labels, distance)
     true = np.asarray(true).astype(str)
@@ -163,7 +163,7 @@ def length_normalised(distance: np.ndarray, lengths: np.ndarray, true, k: int) -
 def cluster_arrays(arrays: list[np.ndarray], true: np.ndarray, k: int) -> tuple[dict, dict]:
     """(metrics, metrics of the length-normalised matrix) of a complete-linkage DTW
     clustering of the arrays (length-1 arrays: Euclidean)."""
-    from wsd.clustering import cluster_sequences
+    from wsd.discovery.clustering import cluster_sequences
 
     res = cluster_sequences(arrays, "complete", n_clusters=k, novelty_k=None)
     return (metrics(true, res.labels, res.distance),
@@ -172,8 +172,8 @@ def cluster_arrays(arrays: list[np.ndarray], true: np.ndarray, k: int) -> tuple[
 
 def read_per_clip(path: Path, dataset: str):
     """(rows ``(n, D)`` float64, Sequences per clip, clip labels ``(m,)``) of a wsd file."""
-    from wsd.clustering import sequence_labels, sequences_per_file
-    from wsd.store import open_file
+    from wsd.discovery.clustering import sequence_labels, sequences_per_file
+    from wsd.io.store import open_file
 
     with open_file(path) as f:
         x = f.read(dataset).astype(np.float64)
@@ -184,8 +184,8 @@ def read_per_clip(path: Path, dataset: str):
 
 def pooled(x: np.ndarray, seqs, norm: str) -> list[np.ndarray]:
     """Per clip, mean and std of each column over its rows, normalised over clips with
-    wsd.dtw.preprocess, as ``(1, 2 D)`` sequences."""
-    from wsd.dtw import preprocess
+    wsd.discovery.dtw.preprocess, as ``(1, 2 D)`` sequences."""
+    from wsd.discovery.dtw import preprocess
 
     feats = np.stack([np.concatenate([x[a:b].mean(0), x[a:b].std(0)])
                       for a, b in zip(seqs.start.tolist(), seqs.stop.tolist())])
@@ -193,7 +193,7 @@ def pooled(x: np.ndarray, seqs, norm: str) -> list[np.ndarray]:
 
 
 def baselines(s: Setting, tmp: Path, clips: list[str], label_csv: Path) -> list[tuple]:
-    from wsd.dtw import preprocess
+    from wsd.discovery.dtw import preprocess
 
     frames = tmp / "frames.h5"
     wsd("slice", *clips, "--labels", label_csv, *s.slice_args(frames=1, step=1), "-o", frames,
@@ -214,7 +214,7 @@ def baselines(s: Setting, tmp: Path, clips: list[str], label_csv: Path) -> list[
 
 def read_clusters(path: Path, k: int) -> tuple[dict, dict]:
     """(metrics as stored by wsd cluster + the multi columns, length-normalised metrics)."""
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(path, "clusters") as f:
         m = json.loads(f.attrs("/")["metrics_json"])

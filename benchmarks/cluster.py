@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/cluster.py [--rate-n 400] [--rounds 5] [--sizes 1000 3000 10000]
 
-Synthetic embeddings files are written with wsd.store.rows.RowWriter into a temporary folder
+Synthetic embeddings files are written with wsd.io.store.rows.RowWriter into a temporary folder
 (removed afterwards): one recording per sequence (``--per-file``), lengths 5-30 windows
 (uniform), 128-d, 8 types (noisy random trajectories, labelled, so the run also prints ARI).
 
@@ -12,7 +12,7 @@ Synthetic embeddings files are written with wsd.store.rows.RowWriter into a temp
    on the same sequences already in memory as float64. Each round runs both alternately;
    the median of ``--rounds`` rounds is reported. Two wsd figures:
    * DTW stage: ``wsd cluster`` run in-process (``wsd.cli.main.main``) with
-     ``wsd.clustering.dtw_condensed`` wrapped by a timer: wsd's validation, float64
+     ``wsd.discovery.clustering.dtw_condensed`` wrapped by a timer: wsd's validation, float64
      conversion and the library call, as the command does them (target ratio >= 0.9);
    * whole command: the wall time of a ``wsd cluster`` child process (Python start-up,
      reading, linkage, medoids, silhouette, novelty, label metrics, writing included).
@@ -46,8 +46,8 @@ def write_embeddings(path: Path, n: int, seed: int = 0) -> np.ndarray:
     """An embeddings file of ``n`` sequences (one per source), lengths 5-30, DIM-d float32:
     each type a piecewise-linear path through 6 random knots, plus noise. Returns the
     ``(n,)`` lengths."""
-    from wsd.store import concat_sources
-    from wsd.store.rows import RowWriter
+    from wsd.io.store import concat_sources
+    from wsd.io.store.rows import RowWriter
 
     rng = np.random.default_rng(seed)
     protos = rng.standard_normal((TYPES, 6, DIM))  # 6 knots per type trajectory
@@ -86,7 +86,7 @@ def write_embeddings(path: Path, n: int, seed: int = 0) -> np.ndarray:
 
 def read_sequences(path: Path) -> list[np.ndarray]:
     """The per-source sequences as C-contiguous float64 ``(len_i, DIM)`` arrays."""
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(path, "embeddings") as f:
         x = f.read("embeddings").astype(np.float64)
@@ -108,8 +108,8 @@ def cluster_child(emb: Path, out: Path, *extra) -> tuple[float, str]:
 
 
 def dtw_stage_in_process(emb: Path, out: Path, *extra) -> float:
-    """Seconds ``wsd cluster`` (in-process) spends in wsd.clustering.dtw_condensed."""
-    from wsd import clustering
+    """Seconds ``wsd cluster`` (in-process) spends in wsd.discovery.clustering.dtw_condensed."""
+    from wsd.discovery import clustering
     from wsd.cli.main import main
 
     spent = []
@@ -135,7 +135,7 @@ def dtw_stage_in_process(emb: Path, out: Path, *extra) -> float:
 def rate_benchmark(tmp: Path, n: int, rounds: int) -> None:
     from dtaidistance import dtw_ndim
 
-    from wsd import dtw
+    from wsd.discovery import dtw
 
     emb = tmp / f"rate{n}.h5"
     mean_len = write_embeddings(emb, n, seed=1).mean()
@@ -167,7 +167,7 @@ def rate_benchmark(tmp: Path, n: int, rounds: int) -> None:
 
 def scale_benchmark(tmp: Path, sizes: list[int], sample_from: int, sample: int,
                     novelty: bool) -> None:
-    from wsd import dtw
+    from wsd.discovery import dtw
 
     print(f"\nwsd cluster wall time (child process, start-up included), {DIM}-d embeddings "
           f"with --pca 16, lengths 5-30, -k {TYPES}, novelty {'k=5' if novelty else 'off'}")
@@ -193,7 +193,7 @@ def scale_benchmark(tmp: Path, sizes: list[int], sample_from: int, sample: int,
 
 
 def read_ari(path: Path) -> float:
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(path, "clusters") as f:
         return float(json.loads(f.attrs("/")["metrics_json"])["ari"])

@@ -1,8 +1,8 @@
-"""DTW matrix throughput of wsd.dtw against bare dtaidistance calls, and the cost model.
+"""DTW matrix throughput of wsd.discovery.dtw against bare dtaidistance calls, and the cost model.
 
     .venv/bin/python benchmarks/cluster_core.py [--n 200] [--dim 128] [--repeats 5]
 
-For random sequences of 20..50 rows, prints pairs/s of ``wsd.dtw.dtw_condensed`` and of a
+For random sequences of 20..50 rows, prints pairs/s of ``wsd.discovery.dtw.dtw_condensed`` and of a
 bare ``dtaidistance.dtw_ndim.distance_matrix_fast(..., compact=True)`` on the same float64
 arrays, and their ratio (target >= 0.9), without a band and with ``window=5``; then the
 rate of a whole ``cluster_sequences`` run (DTW + linkage + medoids + silhouette + novelty),
@@ -52,7 +52,7 @@ def main() -> None:
 
     from dtaidistance import dtw_ndim
 
-    from wsd import clustering, dtw
+    from wsd.discovery import clustering, dtw
 
     rng = np.random.default_rng(args.seed)
     seqs = [rng.standard_normal((int(rng.integers(args.min_len, args.max_len + 1)), args.dim))
@@ -76,7 +76,7 @@ def main() -> None:
         _, est = dtw.estimate_cost(args.n, mean_len, args.dim, window)
         _, est_lengths = dtw.estimate_cost(args.n, [len(s) for s in seqs], args.dim, window)
         print(f"window={window}: bare dtaidistance {r['bare']:,.0f} pairs/s; "
-              f"wsd.dtw.dtw_condensed {r['wsd']:,.0f} pairs/s: ratio {r['wsd'] / r['bare']:.3f} "
+              f"wsd.discovery.dtw.dtw_condensed {r['wsd']:,.0f} pairs/s: ratio {r['wsd'] / r['bare']:.3f} "
               f"(by CPU time {r['wsd_cpu'] / r['bare_cpu']:.3f}); float32 input "
               f"{r['wsd_f32'] / r['bare']:.3f} ({r['wsd_f32_cpu'] / r['bare_cpu']:.3f}); whole "
               f"cluster_sequences {r['cluster'] / r['bare']:.3f} "

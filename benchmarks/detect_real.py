@@ -54,7 +54,7 @@ SLICE = ["--frames", "16", "--step", "4"]
 def silence_table(tmp: Path) -> list[tuple]:
     import h5py
 
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     runs = [(p, ["--n-fft", 64, "--hop-length", 16], [], "whole band") for p in BLUE]
     runs += [(p, ["--n-fft", 64, "--hop-length", 16], ["--fmin", 10, "--fmax", 25],
@@ -86,7 +86,7 @@ def srkw_clips() -> dict[str, str]:
 
 
 def calltype(tmp: Path, epochs: int) -> dict:
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     clips = srkw_clips()
     folder = REAL / "orcasound-orcadata"

@@ -62,7 +62,7 @@ GEOMETRY = {
 def importable(arch: str) -> str | None:
     """None when ``wsd.models`` registers ``arch`` and builds it; else the reason."""
     try:
-        from wsd.training import build_model
+        from wsd.pipeline.train import build_model
 
         frames, bins = (32, 256) if arch == "convae" else (128, 256 if arch == "lstm" else 128)
         build_model(arch, frames, bins, {})
@@ -74,7 +74,7 @@ def importable(arch: str) -> str | None:
 def read_windows(path: Path):
     """(flattened windows ``(n, frames*bins)`` float32, labels ``(n,)`` str, source ids,
     start_s, end_s, source paths) of a windows file."""
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(path, "windows") as f:
         x = f.read("windows").astype(np.float32)
@@ -84,7 +84,7 @@ def read_windows(path: Path):
 
 
 def read_embeddings(path: Path) -> np.ndarray:
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(path, "embeddings") as f:
         return f.read("embeddings").astype(np.float64)

@@ -79,7 +79,7 @@ def main():
                                              c.scheduler_address]))
         rows.append(("slice, Dask LocalCluster", "audio s/s", *rates))
 
-        from wsd.store import open_file
+        from wsd.io.store import open_file
 
         timed(["train", d / "w1.h5", "--arch", "convae", "--epochs", "1", "--max-windows",
                "256", "--val-fraction", "0", "--patience", "0", "-o", d / "m.h5", "-q",

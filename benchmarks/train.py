@@ -32,13 +32,13 @@ GEOMETRY = {"convae": (32, 512), "lstm": (128, 512), "gan": (128, 256)}
 def bare_rates(model_path: str, windows: np.ndarray, batch: int) -> tuple[float, float]:
     import torch
 
-    from wsd.embedding import load_trained
+    from wsd.models.inference import load_trained
 
-    from wsd.accel import autocast, to_layout
+    from wsd.runtime.device import autocast, to_layout
 
     net, info = load_trained(model_path)
     cfg = dict(info["config"])
-    from wsd.training import build_model
+    from wsd.pipeline.train import build_model
     # the same numeric path as wsd's run: its layout and its (recorded) autocast decision
     amp = bool(info["params"].get("amp_used", False))
     ctx = autocast("cpu", amp)
@@ -65,10 +65,10 @@ def bare_rates(model_path: str, windows: np.ndarray, batch: int) -> tuple[float,
 def wsd_embed_rate(windows: Path, model: Path, shard_dir: Path, n: int) -> float:
     """wsd embed's own code path (chunk tasks reading HDF5, normalising, encoding, writing
     shards), in-process and warm, without the command's Python start-up."""
-    from wsd import rowjobs
+    from wsd.pipeline import chunks as rowjobs
 
     shard_dir.mkdir(exist_ok=True)
-    from wsd.store.models import load_model
+    from wsd.io.store.models import load_model
 
     amp = bool(load_model(model)["params"].get("amp_used", False))
     tasks = rowjobs.plan("embed", str(windows), n, str(shard_dir), model=str(model),
@@ -105,8 +105,8 @@ def main():
         timed(["train", d / "w.h5", "--arch", a.arch, *params, "--epochs", "2",
                "--batch-size", a.batch_size, "--val-fraction", "0", "--patience", "0",
                "-o", m, "-q"])
-        from wsd.store import open_file
-        from wsd.store.models import load_model
+        from wsd.io.store import open_file
+        from wsd.io.store.models import load_model
 
         wps = load_model(m)["loss_history"]["windows_per_s"][-1]  # 2nd epoch: warm
         with open_file(d / "w.h5") as f:

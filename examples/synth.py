@@ -6,7 +6,7 @@
 Writes OUTDIR/recordings/ (wav, flac and mp3 at 22.05, 44.1 and 48 kHz), OUTDIR/labels.csv
 (path,start_s,end_s,label), OUTDIR/clips/ (single-call clips with clips/labels.csv) and
 OUTDIR/truth.json (events, silent gaps, noise per file). Call types: whistle, upcall, clicks,
-burst, pulsed. The generator itself is wsd.synth.
+burst, pulsed. The generator itself is wsd.datasets.synth.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout too
 
 from wsd.errors import WsdError  # noqa: E402
-from wsd.synth import write_dataset  # noqa: E402
+from wsd.datasets.synth import write_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Numeric fast paths (wsd.accel): when bfloat16 autocast is on, channels-last weights, exact
+"""Numeric fast paths (wsd.runtime.device): when bfloat16 autocast is on, channels-last weights, exact
 resume with them, and what embed records and computes with --amp/--no-amp."""
 
 import subprocess
@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 
 from conftest import tone
-from wsd import accel, models
-from wsd.store import open_file
+from wsd import models
+from wsd.runtime import device as accel
+from wsd.io.store import open_file
 
 TINY = ["--arch", "convae", "--arch-param", "width=0.125", "--batch-size", "8", "-q"]
 
@@ -89,7 +90,7 @@ def _trained(tmp_path, wsd, width):
 
 
 def test_embed_no_amp_equals_float32_encoder(tmp_path, wsd):
-    from wsd.embedding import load_trained
+    from wsd.models.inference import load_trained
 
     win, model = _trained(tmp_path, wsd, 0.125)
     out = tmp_path / "e32.h5"
@@ -158,7 +159,7 @@ def test_bfloat16_that_cannot_run_falls_back_to_float32_with_a_note():
     fall back to float32 with a note instead of crashing, on any x86-64 CPU."""
     code = (
         "import torch\n"
-        "from wsd import accel, models\n"
+        "from wsd import models\nfrom wsd.runtime import device as accel\n"
         "for name in ('attention', 'gan'):\n"
         "    torch.manual_seed(0)\n"
         "    m = models.build(name, **models.get(name).test_config)\n"

@@ -1,4 +1,4 @@
-"""wsd.audio: streamed resampling, block-wise decoding, channels, header checks, memory."""
+"""wsd.io.audio.decode: streamed resampling, block-wise decoding, channels, header checks, memory."""
 
 import os
 import sys
@@ -9,7 +9,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from conftest import ROOT, tone
-from wsd.audio import (AudioStream, DecoderMessages, StreamResampler, container_frames, probe,
+from wsd.io.audio.decode import (AudioStream, DecoderMessages, StreamResampler, container_frames, probe,
                        resample_ratio)
 from wsd.errors import BadInputError, InputMissingError
 
@@ -221,8 +221,8 @@ def test_long_file_memory_is_bounded(tmp_path):
     (benchmarks/slice.py measures the whole process's RSS on 2-hour files.)"""
     import tracemalloc
 
-    from wsd.jobs import SliceTask, slice_file
-    from wsd.spectrogram import SpectrogramParams
+    from wsd.pipeline.slice_tasks import SliceTask, slice_file
+    from wsd.dsp.spectrogram import SpectrogramParams
 
     sr, peaks = 44100, []
     five = tone(sr, 5.0, amp=0.2)
@@ -247,7 +247,7 @@ def test_long_file_memory_is_bounded(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
 def test_read_excerpt_matches_the_stream_and_stops_at_the_end(tmp_path, fmt):
-    from wsd.audio import read_excerpt
+    from wsd.io.audio.decode import read_excerpt
 
     x = tone(8000, 2.0, channels=2)
     sf.write(tmp_path / f"a.{fmt}", x, 8000)

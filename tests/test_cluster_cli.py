@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from wsd.store import open_file
-from wsd.store.rows import RowWriter
-from wsd.store import concat_sources
+from wsd.io.store import open_file
+from wsd.io.store.rows import RowWriter
+from wsd.io.store import concat_sources
 
 D = 6
 

@@ -1,4 +1,4 @@
-"""Tests for wsd.clustering and wsd.dtw: call sequences, DTW matrices, clustering, metrics."""
+"""Tests for wsd.discovery.clustering and wsd.discovery.dtw: call sequences, DTW matrices, clustering, metrics."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dtaidistance import dtw as dd_dtw
 from dtaidistance import dtw_ndim
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from wsd import dtw
-from wsd.clustering import (ClusterResult, Sequences, cluster_sampled, cluster_sequences,
+from wsd.discovery import dtw
+from wsd.discovery.clustering import (ClusterResult, Sequences, cluster_sampled, cluster_sequences,
                             label_metrics, medoids_of, sequence_labels, sequences_from_mask,
                             sequences_per_file)
 from wsd.errors import BadInputError, UsageError, WsdError
@@ -243,7 +243,7 @@ def test_memory_guard_stops_clustering_before_any_dtw(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("DTW computed despite the memory guard")
 
-    monkeypatch.setattr("wsd.clustering.dtw_condensed", boom)
+    monkeypatch.setattr("wsd.discovery.clustering.dtw_condensed", boom)
     with pytest.raises(dtw.MatrixTooLargeError, match="--sample"):
         cluster_sequences(seqs, n_clusters=4, memory_limit=1000)
     with pytest.raises(dtw.MatrixTooLargeError, match="--sample"):

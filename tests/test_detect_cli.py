@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wsd.store import open_file
-from wsd.synth import make_call, ocean_noise
+from wsd.io.store import open_file
+from wsd.datasets.synth import make_call, ocean_noise
 
 SR = 16000
 
@@ -86,7 +86,7 @@ def test_export_raven_reimports_as_labels(gapped, tmp_path, wsd):
 
 def test_cli_defaults_match_silence_params():
     from wsd.cli.detect import detect_cmd
-    from wsd.detection import SilenceParams
+    from wsd.dsp.silence import SilenceParams
 
     sig = inspect.signature(detect_cmd).parameters
     for field in dataclasses.fields(SilenceParams):

@@ -1,18 +1,18 @@
-"""Tests of wsd.detection: silence detector, event merging, detector metrics."""
+"""Tests of wsd.dsp.silence: silence detector, event merging, detector metrics."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from wsd.detection import (
+from wsd.dsp.silence import (
     SilenceParams,
     decide,
     detect_silence,
     events_from_decisions,
     frame_energy,
 )
-from wsd.metrics import best_threshold, binary_metrics, per_recording
+from wsd.metrics.detection import best_threshold, binary_metrics, per_recording
 from wsd.errors import BadInputError, UsageError
 
 F, BINS, SR, HOP = 32, 256, 2000.0, 256

@@ -1,4 +1,4 @@
-"""Tests of wsd.features: spectral entropy and statistical complexities per frame."""
+"""Tests of wsd.dsp.features: spectral entropy and statistical complexities per frame."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wsd.errors import BadInputError, UsageError
-from wsd.features import (
+from wsd.dsp.features import (
     COMPLEXITY_KINDS,
     FEATURE_NAMES,
     complexity,

@@ -1,4 +1,4 @@
-"""wsd.inputs: files, folders, @lists and stdin expanded into audio files."""
+"""wsd.io.inputs: files, folders, @lists and stdin expanded into audio files."""
 
 import io
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from wsd.errors import InputMissingError, UsageError
-from wsd.inputs import expand_inputs
+from wsd.io.inputs import expand_inputs
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""wsd.labels: reading clip/event CSVs and Raven tables, matching paths, labelling windows."""
+"""wsd.io.labels: reading clip/event CSVs and Raven tables, matching paths, labelling windows."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wsd.errors import BadInputError, InputMissingError
-from wsd.labels import assign, read_labels
+from wsd.io.labels import assign, read_labels
 
 
 def test_clip_labels(tmp_path):

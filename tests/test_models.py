@@ -139,7 +139,7 @@ def test_train_step_finite_and_updates_every_optimizer(name):
 def test_train_step_under_bfloat16_autocast(name):
     """Where this CPU runs the model in bfloat16, a step keeps the loss finite; where it
     cannot (oneDNN has no bfloat16 LSTM without AVX512-BF16), wsd falls back to float32."""
-    from wsd import accel
+    from wsd.runtime import device as accel
 
     model = _build(name)
     x = _batch(model)
@@ -308,7 +308,7 @@ def test_gan_sequences_and_encode_independent_of_batch():
 def test_lstm_inference_split_to_bound_memory(monkeypatch):
     """The seed lstm's conv output is 32 MiB a window: inference takes batches in parts of at
     most max_inference_batch() windows, with the same result as one call."""
-    from wsd.embedding import embed_batches, reconstruct
+    from wsd.models.inference import embed_batches, reconstruct
 
     seed = registry.build("lstm", 128, 256)
     assert seed.max_inference_batch() == 16  # 256 filters x 128 frames x 256 bins x 4 bytes

@@ -4,7 +4,7 @@ the frozen-encoder readout.
 
 The task: 136 ms windows (16 frames, 64 bins at 8 kHz) of pink ocean noise whose level
 varies over 20 dB, half of them with a stretch of a synthetic call (all five types of
-:mod:`wsd.synth`) at 10-25 dB SNR, the range of ``synth.make_recording``.  The level
+:mod:`wsd.datasets.synth`) at 10-25 dB SNR, the range of ``synth.make_recording``.  The level
 spread keeps plain band energy a poor detector (ROC AUC about 0.67 on this set).
 """
 
@@ -20,11 +20,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from wsd import models as registry
-from wsd import synth
+from wsd.datasets import synth
 from wsd.errors import BadInputError, InputMissingError
-from wsd.features import information_series
+from wsd.dsp.features import information_series
 from wsd.models import ArchParamError
-from wsd.spectrogram import SpectrogramParams, spectrogram_windows
+from wsd.dsp.spectrogram import SpectrogramParams, spectrogram_windows
 
 CLASSIFIERS = [n for n in registry.names() if registry.get(n).kind == "classifier"]
 
@@ -185,7 +185,7 @@ def test_train_step_with_targets(name):
 def test_train_step_under_bfloat16_autocast(name):
     """A finite bfloat16 step where this CPU runs the model in bfloat16, else the fallback
     to float32 (test_accel covers the fallback on every CPU)."""
-    from wsd import accel
+    from wsd.runtime import device as accel
 
     model = _build(name)
     ok, why = accel.decide_amp(model, "cpu", True, _batch(model), train=True)
@@ -288,7 +288,7 @@ def test_vit_pads_windows_to_whole_patches():
 # ----------------------------------------------------------------------------- weights
 @pytest.mark.parametrize("name", ["xception", "vit"])
 def test_weights_from_torch_save_and_wsd_model(name, tmp_path):
-    from wsd.store.models import save_model
+    from wsd.io.store.models import save_model
 
     source = _build(name, n_classes=3)
     source.train_step(_batch(source), source.configure_optimizers(1e-2), y=_targets(source))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import real_or_skip
-from wsd.store import open_file
+from wsd.io.store import open_file
 
 
 @pytest.fixture(scope="module")

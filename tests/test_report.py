@@ -16,7 +16,7 @@ import soundfile as sf
 
 def _recordings(folder: Path) -> Path:
     """Two 9 s recordings at 22050 Hz with calls of known type, and their labels.csv."""
-    from wsd.synth import make_recording
+    from wsd.datasets.synth import make_recording
 
     folder.mkdir()
     rows = ["path,start_s,end_s,label"]
@@ -94,7 +94,7 @@ def _metrics(out: Path) -> dict:
 # ------------------------------------------------------------------ figures and metrics
 
 def test_every_figure_is_written_and_non_trivial(full_report, pipeline):
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     m = _metrics(full_report)
     expected = {"cl_sizes", "cl_dendrogram", "cl_novelty", "cl_cluster_000", "det_roc_pr",
@@ -116,8 +116,8 @@ def test_metrics_json_matches_values_computed_here(full_report, pipeline):
     from sklearn.metrics import (adjusted_rand_score, average_precision_score,
                                  normalized_mutual_info_score, roc_auc_score)
 
-    from wsd.store import open_file
-    from wsd.store.models import load_model
+    from wsd.io.store import open_file
+    from wsd.io.store.models import load_model
 
     res = _metrics(full_report)["results"]
     with open_file(pipeline["det"]) as f:
@@ -217,8 +217,8 @@ def test_timeline_axes_map_time_to_pixels_exactly(tmp_path):
     """A bright column drawn at a known time lands where the page puts the cursor for it."""
     from PIL import Image
 
-    from wsd.report.figures_detect import timeline
-    from wsd.report.plotting import axes_box, save
+    from wsd.report.figures.detect import timeline
+    from wsd.report.figures.plotting import axes_box, save
 
     hop, t0, t1 = 0.01, 3.0, 13.0
     img = np.full((1000, 64), -90.0, np.float32)
@@ -273,7 +273,7 @@ def test_output_folder_rules(pipeline, tmp_path, capsys):
 
 
 def test_missing_recordings_leave_clips_out_with_a_warning(tmp_path, capsys):
-    from wsd.synth import make_recording
+    from wsd.datasets.synth import make_recording
 
     audio = tmp_path / "gone"
     audio.mkdir()
@@ -297,7 +297,7 @@ def test_missing_recordings_leave_clips_out_with_a_warning(tmp_path, capsys):
 
 
 def _labels_of(win):
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(win) as f:
         names, counts = np.unique([s for s in f.read("label").astype(str) if s],

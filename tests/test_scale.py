@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from wsd.store import open_file
+from wsd.io.store import open_file
 
 pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def test_killed_worker_still_completes(cluster, data, wsd):
 
 
 def test_embed_resumes_after_interruption(data, wsd, monkeypatch):
-    import wsd.rowjobs as rowjobs
+    import wsd.pipeline.chunks as rowjobs
 
     win = data / "one.h5"
     if not win.exists():

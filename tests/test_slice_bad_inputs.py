@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from conftest import ROOT, tone
-from wsd.store import open_file
-from wsd.store.windows import shard_folder
+from wsd.io.store import open_file
+from wsd.io.store.windows import shard_folder
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_sample_formats_and_channels(run, tmp_path):
         sf.write(tmp_path / f"{sub}.wav", x, SR, subtype=sub)
     sf.write(tmp_path / "stereo.wav", six[:, [0, 5]], SR, subtype="FLOAT")
     sf.write(tmp_path / "six.wav", six, SR, subtype="FLOAT")
-    from wsd.spectrogram import SpectrogramParams, spectrogram_windows
+    from wsd.dsp.spectrogram import SpectrogramParams, spectrogram_windows
     p = SpectrogramParams(sample_rate=SR)
     for name, channel, ref, tol in [
             ("PCM_U8.wav", "mix", x, 1.0), ("PCM_16.wav", "mix", x, 0.1),

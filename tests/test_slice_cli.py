@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from wsd.spectrogram import SpectrogramParams, spectrogram_windows
-from wsd.store import open_file
+from wsd.dsp.spectrogram import SpectrogramParams, spectrogram_windows
+from wsd.io.store import open_file
 
 
 def test_slice_folder_windows_times_and_values(wsd, audio_dir, tmp_path):
@@ -150,7 +150,7 @@ def test_virtual_join_and_missing_shards(wsd, audio_dir, tmp_path):
 
 
 def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkeypatch):
-    import wsd.jobs as jobs
+    import wsd.pipeline.slice_tasks as jobs
 
     full = tmp_path / "full.h5"
     assert wsd("slice", audio_dir, "-o", full).code == 0

@@ -1,10 +1,10 @@
-"""wsd.spectrogram: frame and window arithmetic, streaming, bins, dB scale and floor."""
+"""wsd.dsp.spectrogram: frame and window arithmetic, streaming, bins, dB scale and floor."""
 
 import numpy as np
 import pytest
 
 from wsd.errors import UsageError
-from wsd.spectrogram import SpectrogramParams, Spectrogrammer, spectrogram_windows
+from wsd.dsp.spectrogram import SpectrogramParams, Spectrogrammer, spectrogram_windows
 
 
 def hand_frames_db(x, p: SpectrogramParams) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of the synthetic recording generator (wsd.synth) and its script examples/synth.py."""
+"""Tests of the synthetic recording generator (wsd.datasets.synth) and its script examples/synth.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from wsd import synth
+from wsd.datasets import synth
 from wsd.errors import OutputError, UsageError
 
 SEEDS = range(3)  # random draws per call-type check

@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from wsd.store import open_file
-from wsd.store.models import load_model
+from wsd.io.store import open_file
+from wsd.io.store.models import load_model
 
 TINY = ["--arch", "convae", "--arch-param", "width=0.125", "--batch-size", "8", "-q"]
 
@@ -124,7 +124,7 @@ def test_usage_errors(windows, tmp_path, wsd):
 
 
 def test_val_split_by_recording():
-    from wsd.datasets import make_runs, split_by_source
+    from wsd.models.data import make_runs, split_by_source
 
     sid = np.repeat(np.arange(10), 20)
     tr, va, note = split_by_source(sid, 0.2, seed=1)

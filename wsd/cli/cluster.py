@@ -72,8 +72,8 @@ def cluster_cmd(
     ADDRESS spread the assignment of the other sequences over processes or a Dask cluster
     (same result as one process).
     """
-    from wsd.clustering_run import ClusterParams, run_cluster
-    from wsd.store import check_output
+    from wsd.pipeline.cluster import ClusterParams, run_cluster
+    from wsd.io.store import check_output
 
     rep = Reporter(quiet, "wsd cluster")
     check_output(output, force)

@@ -68,7 +68,7 @@ def now() -> str:
 
 def history_entry(command: str) -> str:
     """The history line for this invocation: time, version, command and its arguments."""
-    from wsd.store import history_line
+    from wsd.io.store import history_line
 
     argv = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == command else sys.argv[1:]
     return history_line(command, argv, now())

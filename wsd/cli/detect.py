@@ -80,12 +80,12 @@ def detect_cmd(
 
     import numpy as np
 
-    from wsd import rowjobs
-    from wsd.detecting import check_binary, evaluate, format_metrics, write_detections
-    from wsd.detection import SilenceParams
+    from wsd.pipeline import chunks as rowjobs
+    from wsd.pipeline.detect import check_binary, evaluate, format_metrics, write_detections
+    from wsd.dsp.silence import SilenceParams
     from wsd.errors import UsageError
-    from wsd.store import atomic_output, check_output, open_file
-    from wsd.store.rows import RowWriter
+    from wsd.io.store import atomic_output, check_output, open_file
+    from wsd.io.store.rows import RowWriter
 
     rep = Reporter(quiet, "wsd detect")
     if silence == (model is not None):
@@ -100,8 +100,8 @@ def detect_cmd(
         raise UsageError("--workers must be at least 1")
     info = None
     if model is not None:
-        from wsd.store.models import load_model
-        from wsd.training import pick_device
+        from wsd.io.store.models import load_model
+        from wsd.pipeline.train import pick_device
 
         dev = pick_device(device)
         info = load_model(model)
@@ -122,7 +122,7 @@ def detect_cmd(
             extra = {"floor_db": floor, "active_frac": parts["active_frac"]}
             thr, truth_label = on_db, positive
         else:
-            from wsd.embedding import check_model_settings, choose_amp
+            from wsd.models.inference import check_model_settings, choose_amp
 
             check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
             use_amp, why = choose_amp(rowjobs.cached_model(str(model), dev)[0],

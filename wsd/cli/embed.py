@@ -42,13 +42,13 @@ def embed_cmd(
     takes fewer windows per forward call than --batch-size (the seed lstm: 16, about 512 MiB),
     so memory stays bounded.
     """
-    from wsd import rowjobs
-    from wsd.embedding import check_model_settings, choose_amp
-    from wsd.store.rows import read_arrays
+    from wsd.pipeline import chunks as rowjobs
+    from wsd.models.inference import check_model_settings, choose_amp
+    from wsd.io.store.rows import read_arrays
     from wsd.errors import UsageError
-    from wsd.store import atomic_output, check_output, open_file
-    from wsd.store.rows import RowWriter
-    from wsd.training import pick_device
+    from wsd.io.store import atomic_output, check_output, open_file
+    from wsd.io.store.rows import RowWriter
+    from wsd.pipeline.train import pick_device
 
     rep = Reporter(quiet, "wsd embed")
     check_output(output, force)
@@ -96,7 +96,7 @@ def embed_cmd(
 def _reconstructions(w, net, f, k: int, seed: int, mean: float, std: float, dev: str) -> None:
     import numpy as np
 
-    from wsd.embedding import reconstruct
+    from wsd.models.inference import reconstruct
 
     idx = _spread_by_level(f, k, seed)
     x = np.stack([f.read("windows", int(i)) for i in idx]).astype(np.float32)

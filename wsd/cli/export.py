@@ -24,8 +24,8 @@ def export_cmd(
     import csv
     import sys
 
-    from wsd.store import open_file
-    from wsd.tables import export
+    from wsd.io.store import open_file
+    from wsd.io.tables import export
 
     with open_file(file) as f:
         rows = export(f, format)

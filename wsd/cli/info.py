@@ -41,7 +41,7 @@ def info_cmd(
     """
     import json
 
-    from wsd.store import open_file
+    from wsd.io.store import open_file
 
     with open_file(file) as f:
         d = describe(f)

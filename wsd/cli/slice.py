@@ -84,11 +84,11 @@ def slice_cmd(
     shards stay for the re-run (the folder is removed when it holds none).
     """
     from wsd.errors import OutputError
-    from wsd.inputs import expand_inputs
-    from wsd.labels import read_labels
-    from wsd.slicing import SliceParams, common_rate, run_slice
-    from wsd.spectrogram import SpectrogramParams
-    from wsd.store import check_output
+    from wsd.io.inputs import expand_inputs
+    from wsd.io.labels import read_labels
+    from wsd.pipeline.slice import SliceParams, common_rate, run_slice
+    from wsd.dsp.spectrogram import SpectrogramParams
+    from wsd.io.store import check_output
 
     rep = Reporter(quiet, "wsd slice")
     files = expand_inputs(audio)

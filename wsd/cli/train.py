@@ -89,10 +89,10 @@ def train_cmd(
     convolutional models train under bfloat16 autocast with channels-last weights by default
     (convae 3.7x faster measured); the lstm and attention models are fastest in float32.
     """
-    from wsd.store import check_output, open_file
-    from wsd.training import TrainParams, train
+    from wsd.io.store import check_output, open_file
+    from wsd.pipeline.train import TrainParams, train
 
-    from wsd.distributed import from_env
+    from wsd.runtime.torchrun import from_env
 
     rep = Reporter(quiet or not from_env().main, "wsd train")  # under torchrun: rank 0 speaks
     if not resume:
@@ -149,7 +149,7 @@ def train_cmd(
 
 def model_info(f) -> dict:
     """``wsd info`` section for model files: the layer table and the loss history."""
-    from wsd.embedding import load_trained
+    from wsd.models.inference import load_trained
     from wsd.models.base import format_layer_table
 
     model, info = load_trained(f.path)

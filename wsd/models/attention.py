@@ -1,7 +1,7 @@
 """LSTM + multi-head self-attention on information-feature series (seed 003).
 
 Input: per-frame information features ``(batch, frames, 4)`` = [H, C_JSD, C_TV, C_SQ] from
-:func:`wsd.features.information_series` (models built with ``bins=4``).  After the seed's
+:func:`wsd.dsp.features.information_series` (models built with ``bins=4``).  After the seed's
 Keras code (``src/AttentionLSTM/model.py``): an LSTM branch and a multi-head self-attention
 branch read the same series in parallel, their outputs are concatenated, layer-normalised
 and passed through two time-distributed dense layers.  Defaults, ``frames=32``::

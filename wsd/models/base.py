@@ -112,7 +112,7 @@ class WsdModel(nn.Module):
     # Small shapes and params for the CPU contract tests: build(name, **test_config).
     test_config: ClassVar[dict[str, Any]] = {}
     test_batch: ClassVar[int] = 4
-    # Numeric fast paths (wsd.accel): bfloat16 autocast by default on CPUs with native
+    # Numeric fast paths (wsd.runtime.device): bfloat16 autocast by default on CPUs with native
     # bfloat16, and channels-last 4-D weights; set where benchmarks/models_probe.py measured
     # them faster than eager float32.
     cpu_bf16: ClassVar[bool] = False

@@ -9,7 +9,7 @@ imbalance with :meth:`set_class_weights` (a buffer, so it is saved with the weig
 
 * ``"spectrogram"``: normalised log-spectrogram windows ``(batch, frames, bins)``;
 * ``"information"``: per-frame information features ``(batch, frames, 4)`` = [H, C_JSD, C_TV,
-  C_SQ] from :func:`wsd.features.information_series` (values in [0, 1], not normalised);
+  C_SQ] from :func:`wsd.dsp.features.information_series` (values in [0, 1], not normalised);
   such models are built with ``bins=4``.
 """
 

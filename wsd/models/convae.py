@@ -22,7 +22,7 @@ Other window shapes work when frames and bins are multiples of 16.  ``width`` sc
 channel count. 0.5 is the light CPU preset (209,400 encoder parameters): measured at batch 64
 on 2 cores with native bfloat16, 543 training windows/s against 220 seed-sized (160 and 59 in
 float32). Narrower widths (0.25, 0.375) give layer shapes whose bfloat16 convolution is
-faulty in torch 2.13 on the CPU (see :mod:`wsd.accel`): they train in float32, at 444
+faulty in torch 2.13 on the CPU (see :mod:`wsd.runtime.device`): they train in float32, at 444
 windows/s for 0.25.
 """
 
@@ -44,7 +44,7 @@ _KERNEL, _STRIDE, _PAD = 8, 2, 3  # halves an even axis exactly, like Keras 'sam
 @register("convae")
 class ConvAE(AutoencoderModel):
     """Convolutional autoencoder (Convnet V1); embedding = the 128-d bottleneck."""
-    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.runtime.device)
     channels_last = True
 
     defaults = {"width": 1.0, "latent": 128, "slope": 0.3}

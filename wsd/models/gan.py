@@ -113,7 +113,7 @@ class _Generator(nn.Module):
 @register("gan")
 class LstmGan(WsdModel):
     """DCGAN with LSTMs over consecutive windows; embedding = discriminator LSTM state."""
-    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.runtime.device)
     channels_last = True
 
     kind = "gan"

@@ -1,7 +1,7 @@
 """InceptionTime on information-feature series, with and without residuals (seed 003).
 
 Input: per-frame information features ``(batch, frames, 4)`` = [H, C_JSD, C_TV, C_SQ] from
-:func:`wsd.features.information_series` (models built with ``bins=4``).  Layers follow the
+:func:`wsd.dsp.features.information_series` (models built with ``bins=4``).  Layers follow the
 seed's Keras code (``src/InceptionTime/model.py``), defaults = the seed's sizes; with
 ``frames=32``::
 
@@ -77,7 +77,7 @@ class _InceptionModule(nn.Module):
 
 class _InceptionTime(ClassifierModel):
     """InceptionTime classifier; embedding = the ``hidden``-unit dense layer."""
-    cpu_bf16 = True  # bfloat16 autocast measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast measured faster (wsd.runtime.device)
 
     input_kind = "information"
     residual = False

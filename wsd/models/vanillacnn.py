@@ -40,7 +40,7 @@ class _GlobalPool(nn.Module):
 @register("vanillacnn")
 class VanillaCnn(ClassifierModel):
     """Plain CNN classifier; embedding = the ``hidden``-unit layer before the logits."""
-    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.runtime.device)
     channels_last = True
 
     input_kind = "spectrogram"

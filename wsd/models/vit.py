@@ -102,7 +102,7 @@ class _VitBackbone(nn.Module):
 @register("vit")
 class VisionTransformer(PretrainedClassifier):
     """Vision transformer classifier; embedding = the class token's final features."""
-    cpu_bf16 = True  # bfloat16 autocast measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast measured faster (wsd.runtime.device)
 
     input_kind = "spectrogram"
     defaults = {"n_classes": 2, "patch": 8, "hidden": 192, "layers": 6, "heads": 3,

@@ -61,7 +61,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     with open(path, "rb") as f:
         magic = f.read(len(_HDF5_MAGIC))
     if magic == _HDF5_MAGIC:
-        from wsd.store.models import load_model
+        from wsd.io.store.models import load_model
 
         return dict(load_model(path)["state_dict"])
     try:
@@ -249,7 +249,7 @@ class _XceptionBackbone(nn.Module):
 @register("xception")
 class Xception(PretrainedClassifier):
     """Xception classifier; embedding = the ``hidden``-unit dense layer of the head."""
-    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.accel)
+    cpu_bf16 = True  # bfloat16 autocast and channels-last measured faster (wsd.runtime.device)
     channels_last = True
 
     input_kind = "spectrogram"

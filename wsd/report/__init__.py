@@ -99,11 +99,11 @@ def build_report(inputs: list, outdir, options: ReportOptions | None = None, *,
     metrics.json) and ``warnings``.
     """
     from wsd import __version__
-    from wsd.report.build_cluster import clusters_section
-    from wsd.report.build_detect import detections_section, windows_section
-    from wsd.report.build_embed import embeddings_section, model_section
+    from wsd.report.sections.cluster import clusters_section
+    from wsd.report.sections.detect import detections_section, windows_section
+    from wsd.report.sections.embed import embeddings_section, model_section
     from wsd.report.context import Ctx
-    from wsd.report.inputs import collect
+    from wsd.report.collect import collect
     from wsd.report.page import render
 
     options = options or ReportOptions()

@@ -12,8 +12,8 @@ import numpy as np
 
 from wsd.errors import UsageError
 from wsd.report.analysis import PROJECTIONS
-from wsd.report.audio_clips import ClipWriter
-from wsd.report.inputs import Collection, Item, WindowsData
+from wsd.report.clips import ClipWriter
+from wsd.report.collect import Collection, Item, WindowsData
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Ctx:
 
     def save(self, fig, name: str) -> str:
         """Save ``fig`` as ``outdir/name.png``; return the relative path."""
-        from wsd.report.plotting import save
+        from wsd.report.figures.plotting import save
 
         rel = f"{name}.png"
         save(fig, self.outdir / rel)
@@ -103,7 +103,7 @@ class Ctx:
 
 def spectrogram_axes(item: Item) -> tuple[np.ndarray, float, float] | None:
     """``(freqs (bins,) Hz, hop_s, offset_s)`` from a file's spectrogram settings, or None."""
-    from wsd.spectrogram import SpectrogramParams
+    from wsd.dsp.spectrogram import SpectrogramParams
 
     spec = item.f.spectrogram if item.f is not None else None
     if not spec:

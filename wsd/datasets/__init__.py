@@ -1,0 +1,1 @@
+"""Built-in example data: the synthetic call generator."""

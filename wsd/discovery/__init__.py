@@ -1,0 +1,1 @@
+"""Pure discovery cores: call sequences, DTW, agglomerative and sampled clustering, novelty."""

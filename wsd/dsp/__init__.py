@@ -1,0 +1,1 @@
+"""Pure signal processing: spectrograms, information features, silence, events."""

@@ -1,0 +1,404 @@
+"""Silence detection without training, and merging window decisions into events.
+
+Silence detector
+----------------
+Per frame, a *level*: the mean dB of the loudest ``top_frac`` of the bins in ``fmin..fmax``
+(3 of 256 bins by default). A whistle a few bins wide raises it as much as a broadband sound of
+the same level, where a mean over the whole band would dilute it (3 bins of 256).
+Per recording (``source_id``), a *noise floor*: the ``floor_percentile`` of its frame levels.
+A frame becomes active when its level rises ``on_db`` above the floor and stays active until
+it falls below ``off_db`` (hysteresis, run causally over the recording's frames in time order).
+Runs shorter than ``min_run_frames`` are dropped as noise blips unless their peak reaches
+``click_db`` above the floor: that keeps clicks, impulsive broadband energy lasting one or two
+frames, which lift the loudest bins of their frames like any other bin. (A spectral-flux term
+would also catch clicks, but needs the previous frame across window and block boundaries; the
+level plus this rule needs one float per frame.)
+A window is active ("not silence") when at least ``min_active_frac`` of its frames (and at
+least one) are active.
+
+Limits: the floor is taken from the recording itself, so a clip that is one call from end to
+end has no silence to measure and may come out silent; a stationary tonal line (a ship's or
+a mooring's hum) louder than the calls sets the level in every frame and masks them: exclude
+it with ``fmin``/``fmax``.
+
+Windows of one recording may overlap, leave gaps or have been dropped: frames are placed on the
+recording's frame grid from ``start_s`` and the frame hop ``hop_s``, overlapping frames are
+counted once, and the hysteresis state carries across gaps of up to one window and resets
+across longer ones. Recordings are independent.
+
+Two passes, so ``wsd slice --drop-silence`` can stream a file block by block: call
+:func:`frame_energy` on each block (one float per frame), then :func:`decide` once on all of
+them. :func:`detect_silence` does both.
+
+Events and metrics
+------------------
+:func:`events_from_decisions` merges positive windows (of any detector) into events;
+:mod:`wsd.metrics.detection` scores a detector against labels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from wsd.errors import BadInputError, UsageError
+
+_CHUNK_WINDOWS = 4096
+
+
+@dataclass(frozen=True)
+class SilenceParams:
+    """Settings of the silence detector; each field is the CLI flag (``on_db`` -> ``--on-db``).
+
+    fmin, fmax : band in Hz whose bins are looked at (``fmax=None``: up to the top bin).
+    top_frac : fraction of the band's bins, the loudest, averaged (in dB) into a frame's level;
+        at least one bin.
+    floor_percentile : percentile of a recording's frame levels taken as its noise floor.
+    on_db : dB above the floor at which a frame becomes active.
+    off_db : dB above the floor below which an active frame stops being active (<= on_db).
+    min_run_frames : shortest run of active frames kept ...
+    click_db : ... unless its peak is at least this many dB above the floor (>= on_db).
+    min_active_frac : fraction of a window's frames that must be active for it to be active.
+    whiten : subtract a per-frequency-bin noise floor before taking the loudest bins, so that
+        coloured noise (loud low bins) does not hide calls in quiet bins (clicks, whistles).
+    floor_span_s : the per-bin floor of a window is the lowest of its neighbours' (within
+        this many seconds either side, same recording) per-bin 20th percentiles over frames:
+        it follows slow changes of the noise along a long recording.
+    """
+
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_frac: float = 0.01
+    floor_percentile: float = 20.0
+    on_db: float = 10.0
+    off_db: float = 4.0
+    min_run_frames: int = 3
+    click_db: float = 15.0
+    min_active_frac: float = 0.03
+    whiten: bool = True
+    floor_span_s: float = 30.0
+
+    def __post_init__(self):
+        problems = []
+        if not (math.isfinite(self.fmin) and self.fmin >= 0):
+            problems.append(f"fmin must be >= 0 Hz, got {self.fmin}")
+        if self.fmax is not None and not (self.fmax > self.fmin):
+            problems.append(f"fmax ({self.fmax}) must be above fmin ({self.fmin})")
+        if not 0 < self.top_frac <= 1:
+            problems.append(f"top_frac must be in (0, 1], got {self.top_frac}")
+        if not 0 <= self.floor_percentile <= 100:
+            problems.append(f"floor_percentile must be in [0, 100], got {self.floor_percentile}")
+        if not (math.isfinite(self.on_db) and self.on_db > 0):
+            problems.append(f"on_db must be > 0 dB, got {self.on_db}")
+        if not 0 <= self.off_db <= self.on_db:
+            problems.append(f"off_db must be in [0, on_db={self.on_db}] dB, got {self.off_db}")
+        if int(self.min_run_frames) != self.min_run_frames or self.min_run_frames < 1:
+            problems.append(f"min_run_frames must be an integer >= 1, got {self.min_run_frames}")
+        if not (math.isfinite(self.click_db) and self.click_db >= self.on_db):
+            problems.append(f"click_db must be >= on_db={self.on_db} dB, got {self.click_db}")
+        if not (math.isfinite(self.floor_span_s) and self.floor_span_s >= 0):
+            problems.append(f"floor_span_s must be >= 0 s, got {self.floor_span_s}")
+        if not 0 <= self.min_active_frac <= 1:
+            problems.append(f"min_active_frac must be in [0, 1], got {self.min_active_frac}")
+        if problems:
+            raise UsageError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SilenceDecision:
+    """What :func:`decide` returns.
+
+    silent : bool ``(n,)``, True for windows with too little activity.
+    score : float32 ``(n,)``, dB above the recording's floor of the window's loudest frame.
+    active_frac : float32 ``(n,)``, fraction of the window's frames that are active.
+    active : bool ``(n, frames)``, per-frame activity after hysteresis and run filtering.
+    recordings : int64 ``(r,)``, the distinct source ids, ascending.
+    floor_db : float32 ``(r,)``, each recording's noise floor (frame level, dB).
+    """
+
+    silent: np.ndarray
+    score: np.ndarray
+    active_frac: np.ndarray
+    active: np.ndarray
+    recordings: np.ndarray
+    floor_db: np.ndarray
+
+
+def window_floor(windows_db: np.ndarray) -> np.ndarray:
+    """Per-window, per-bin 20th percentile over the window's frames: ``(n, bins)`` float32 dB
+    (reads ``windows_db`` a chunk at a time)."""
+    n, frames = windows_db.shape[:2]
+    k = int(0.2 * (frames - 1))
+    out = np.empty((n, windows_db.shape[2]), np.float32)
+    for lo in range(0, n, _CHUNK_WINDOWS):
+        x = np.asarray(windows_db[lo : lo + _CHUNK_WINDOWS], dtype=np.float32)
+        out[lo : lo + len(x)] = np.partition(x, k, axis=1)[:, k, :]
+    return out
+
+
+def bin_floor(wfloor: np.ndarray, source_id: np.ndarray, start_s: np.ndarray,
+              span_s: float) -> np.ndarray:
+    """Noise floor per window and bin ``(n, bins)``: the minimum of :func:`window_floor` over
+    the windows of the same recording starting within ``span_s`` seconds (either side)."""
+    from scipy.ndimage import minimum_filter1d
+
+    out = np.empty_like(wfloor)
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, np.float64)
+    for _, idx in _recording_groups(source_id, start_s):
+        if len(idx) > 1:
+            step = float(np.median(np.diff(start_s[idx]))) or 1.0
+            half = int(min(len(idx), max(0, round(span_s / step))))
+            out[idx] = minimum_filter1d(wfloor[idx], size=2 * half + 1, axis=0, mode="nearest")
+        else:
+            out[idx] = wfloor[idx]
+    return out
+
+
+def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParams,
+                 floor: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame level: mean dB of the loudest ``params.top_frac`` of the band's bins (of the
+    excess over ``floor`` ``(n, bins)`` when given, see :func:`bin_floor`).
+
+    Parameters
+    ----------
+    windows_db : float array ``(n, frames, bins)``, log-magnitude spectrograms in dB; anything
+        sliceable with a ``shape`` (a memory map, an HDF5 dataset) is read a chunk at a time.
+    freqs : float array ``(bins,)``, centre frequency of each bin in Hz, ascending.
+    params : :class:`SilenceParams` (uses ``fmin``, ``fmax``, ``top_frac``).
+
+    Returns
+    -------
+    level : float32 ``(n, frames)`` in dB.
+    """
+    if not hasattr(windows_db, "shape"):
+        windows_db = np.asarray(windows_db)
+    freqs = np.asarray(freqs, dtype=np.float64)
+    if len(windows_db.shape) != 3:
+        raise BadInputError(f"expected windows (n, frames, bins), got shape {windows_db.shape}")
+    if freqs.shape != windows_db.shape[2:]:
+        raise BadInputError(
+            f"freqs has shape {freqs.shape} but windows have {windows_db.shape[2]} bins"
+        )
+    fmax = np.inf if params.fmax is None else params.fmax
+    band = np.flatnonzero((freqs >= params.fmin) & (freqs <= fmax))
+    if band.size == 0:
+        raise UsageError(
+            f"no frequency bin lies in {params.fmin:g}..{fmax:g} Hz "
+            f"(bins span {freqs[0]:g}..{freqs[-1]:g} Hz)"
+        )
+    nb = band.size
+    k = max(1, math.ceil(params.top_frac * nb - 1e-9))
+    sel = slice(band[0], band[-1] + 1) if band[-1] - band[0] + 1 == nb else band
+    out = np.empty(windows_db.shape[:2], dtype=np.float32)
+    for lo in range(0, windows_db.shape[0], _CHUNK_WINDOWS):
+        x = np.asarray(windows_db[lo : lo + _CHUNK_WINDOWS, :, sel], dtype=np.float32)
+        if floor is not None:
+            x = x - np.asarray(floor[lo : lo + _CHUNK_WINDOWS, sel], np.float32)[:, None, :]
+        top = np.partition(x, nb - k, axis=-1)[..., nb - k :] if k < nb else x
+        out[lo : lo + _CHUNK_WINDOWS] = top.mean(axis=-1)
+    if not np.all(np.isfinite(out)):
+        raise BadInputError("spectrogram holds NaN or infinite dB values")
+    return out
+
+
+def _recording_groups(source_id: np.ndarray, start_s: np.ndarray):
+    """Yield ``(id, window indices in time order)`` per recording, ids ascending."""
+    order = np.lexsort((start_s, source_id))
+    ids, first = np.unique(source_id[order], return_index=True)
+    return zip(ids, np.split(order, first[1:]))
+
+
+def _check_rows(n: int, **arrays: np.ndarray) -> None:
+    for name, a in arrays.items():
+        if a.shape != (n,):
+            raise BadInputError(f"{name} has shape {a.shape}, expected ({n},)")
+
+
+def _grid_positions(start: np.ndarray, hop: float | None, frames: int) -> np.ndarray:
+    """First-frame grid index ``(m,)`` of each window; gaps over a window shrink to frames+1."""
+    if start.size == 1:
+        return np.zeros(1, dtype=np.int64)
+    if hop is None:  # assume windows were cut every `frames` frames (the default step)
+        steps = np.diff(start)
+        positive = steps[steps > 0]
+        hop = positive.min() / frames if positive.size else 1.0
+    k = np.rint((start - start[0]) / hop).astype(np.int64)
+    dk = np.minimum(np.diff(k), 2 * frames + 1)
+    return np.concatenate([[0], np.cumsum(dk)])
+
+
+def _hysteresis(x: np.ndarray, present: np.ndarray, frames: int, p: SilenceParams) -> np.ndarray:
+    """Causal hysteresis plus run filtering over one recording's frame grid; bool ``(G,)``."""
+    mark = np.full(x.shape, -1, dtype=np.int8)  # -1: keep the previous state
+    mark[present & (x >= p.on_db)] = 1
+    mark[present & (x < p.off_db)] = 0
+    if not present.all():
+        gaps, _ = ndimage.label(~present)
+        gap_len = np.bincount(gaps)[1:]
+        mark[(gaps > 0) & (gap_len[gaps - 1] > frames)] = 0  # reset across long gaps
+    idx = np.arange(x.size)
+    last = np.maximum.accumulate(np.where(mark >= 0, idx, -1))
+    state = np.where(last >= 0, mark[np.maximum(last, 0)], 0).astype(bool)
+    runs, n_runs = ndimage.label(state)
+    if n_runs == 0:
+        return state
+    labels = np.arange(1, n_runs + 1)
+    length = ndimage.sum_labels(present, runs, labels)
+    peak = ndimage.maximum(np.where(present, x, -np.inf), runs, labels)
+    keep = (length >= p.min_run_frames) | (peak >= p.click_db)
+    return np.concatenate([[False], keep])[runs] & present
+
+
+def decide(
+    frame_energy: np.ndarray,
+    source_id: np.ndarray,
+    start_s: np.ndarray,
+    params: SilenceParams,
+    *,
+    hop_s: float | np.ndarray | None = None,
+) -> SilenceDecision:
+    """Decide silence per window from per-frame levels.
+
+    Parameters
+    ----------
+    frame_energy : float ``(n, frames)``, dB, from :func:`frame_energy`.
+    source_id : int ``(n,)``, recording of each window.
+    start_s : float ``(n,)``, start time of each window's first frame in seconds.
+    params : :class:`SilenceParams`.
+    hop_s : frame hop in seconds (``hop_length / sample_rate``), one float or one per window
+        ``(n,)`` (constant within a recording). Without it, each recording's smallest step
+        between window starts is taken as one window of ``frames`` frames, which is exact for
+        windows cut every ``frames`` frames (with or without dropped windows) and otherwise
+        treats the windows as if they were contiguous.
+
+    Returns
+    -------
+    :class:`SilenceDecision`.
+    """
+    energy = np.asarray(frame_energy, dtype=np.float32)
+    if energy.ndim != 2:
+        raise BadInputError(f"frame_energy must be (n, frames), got shape {energy.shape}")
+    n, frames = energy.shape
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, dtype=np.float64)
+    _check_rows(n, source_id=source_id, start_s=start_s)
+    hop = None if hop_s is None else np.broadcast_to(np.asarray(hop_s, dtype=np.float64), (n,))
+    if hop is not None and not np.all(hop > 0):
+        raise UsageError("hop_s must be > 0 seconds")
+    if not (np.all(np.isfinite(energy)) and np.all(np.isfinite(start_s))):
+        raise BadInputError("frame energies and start times must be finite")
+
+    active = np.zeros((n, frames), dtype=bool)
+    score = np.zeros(n, dtype=np.float32)
+    recordings, floors = [], []
+    offs = np.arange(frames)
+    for rec, idx in _recording_groups(source_id, start_s):
+        k = _grid_positions(start_s[idx], None if hop is None else hop[idx[0]], frames)
+        pos = k[:, None] + offs  # (m, frames) grid slot of every frame
+        grid = np.zeros(k[-1] + frames, dtype=np.float32)
+        present = np.zeros(grid.size, dtype=bool)
+        grid[pos] = energy[idx]
+        present[pos] = True
+        floor = np.percentile(grid[present], params.floor_percentile)
+        x = grid - np.float32(floor)
+        active[idx] = _hysteresis(x, present, frames, params)[pos]
+        score[idx] = x[pos].max(axis=1)
+        recordings.append(rec)
+        floors.append(floor)
+
+    need = max(1, math.ceil(params.min_active_frac * frames - 1e-9))
+    count = active.sum(axis=1)
+    return SilenceDecision(
+        silent=count < need,
+        score=score,
+        active_frac=(count / frames).astype(np.float32),
+        active=active,
+        recordings=np.asarray(recordings, dtype=np.int64),
+        floor_db=np.asarray(floors, dtype=np.float32),
+    )
+
+
+def detect_silence(
+    windows_db: np.ndarray,
+    freqs: np.ndarray,
+    source_id: np.ndarray,
+    start_s: np.ndarray,
+    params: SilenceParams = SilenceParams(),
+    *,
+    hop_s: float | np.ndarray | None = None,
+) -> SilenceDecision:
+    """(:func:`bin_floor` when ``params.whiten``), :func:`frame_energy` then :func:`decide`;
+    shapes as there (windows ``(n, frames, bins)``)."""
+    floor = None
+    if params.whiten:
+        floor = bin_floor(window_floor(windows_db), source_id, start_s, params.floor_span_s)
+    energy = frame_energy(windows_db, freqs, params, floor)
+    return decide(energy, source_id, start_s, params, hop_s=hop_s)
+
+
+def events_from_decisions(
+    source_id: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    positive: np.ndarray,
+    score: np.ndarray,
+    min_gap_s: float = 0.0,
+    min_duration_s: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Merge positive windows into events.
+
+    Positive windows of one recording, in time order, join the current event when they start at
+    most ``min_gap_s`` after its end (overlapping windows always join); events lasting less than
+    ``min_duration_s`` are dropped.
+
+    Parameters
+    ----------
+    source_id : int ``(n,)``; start_s, end_s : float ``(n,)`` seconds; positive : bool ``(n,)``;
+    score : float ``(n,)``, per-window score (probability, dB above floor...).
+
+    Returns
+    -------
+    dict of ``(m,)`` arrays, ordered by recording then start: ``source_id`` int64,
+    ``start_s`` and ``end_s`` float64, ``score`` float64 (the largest window score),
+    ``n_windows`` int64.
+    """
+    if min_gap_s < 0 or min_duration_s < 0:
+        raise UsageError("min_gap_s and min_duration_s must be >= 0 seconds")
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, dtype=np.float64)
+    end_s = np.asarray(end_s, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    _check_rows(positive.size, source_id=source_id, start_s=start_s, end_s=end_s,
+                positive=positive, score=score)
+    if np.any(end_s < start_s):
+        raise BadInputError("some windows end before they start")
+
+    sel = np.flatnonzero(positive)
+    order = sel[np.lexsort((start_s[sel], source_id[sel]))]
+    sid, st, en, sc = source_id[order], start_s[order], end_s[order], score[order]
+    new = np.ones(order.size, dtype=bool)
+    if order.size:
+        _, first = np.unique(sid, return_index=True)
+        reach = np.empty_like(en)  # running latest end within each recording
+        for a, b in zip(first, np.append(first[1:], order.size)):
+            reach[a:b] = np.maximum.accumulate(en[a:b])
+        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - reach[:-1] > min_gap_s)
+    heads = np.flatnonzero(new)
+    if heads.size == 0:
+        ev_end = ev_score = np.zeros(0)
+    else:
+        ev_end = np.maximum.reduceat(en, heads)
+        ev_score = np.maximum.reduceat(sc, heads)
+    keep = ev_end - st[heads] >= min_duration_s
+    return {
+        "source_id": sid[heads][keep].astype(np.int64),
+        "start_s": st[heads][keep],
+        "end_s": ev_end[keep],
+        "score": ev_score[keep],
+        "n_windows": np.diff(np.append(heads, order.size))[keep].astype(np.int64),
+    }

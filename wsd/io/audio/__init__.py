@@ -1,0 +1,1 @@
+"""The only code that decodes sound: streamed blocks, resampling, containers."""

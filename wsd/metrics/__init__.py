@@ -1,0 +1,1 @@
+"""Scores: detection, clustering and embedding quality."""

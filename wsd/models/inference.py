@@ -1,0 +1,121 @@
+"""Inference with a trained model: load it from its HDF5 file, check the windows were made
+with the same spectrogram settings, and map windows to vectors in batches."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from wsd.errors import SettingsMismatchError
+
+
+def check_settings(model_spec: dict, windows_spec: dict, windows_bins: int, where: str,
+                   model_bins: int | None = None) -> None:
+    """Refuse windows made with other spectrogram settings than the model's (printing both)."""
+    from wsd.dsp.spectrogram import SpectrogramParams
+
+    a = SpectrogramParams.from_dict(model_spec).comparable()
+    b = SpectrogramParams.from_dict(windows_spec).comparable()
+    if model_bins is not None:
+        a["bins"] = model_bins
+    b["bins"] = windows_bins
+    diff = [k for k in a if a[k] != b[k]]
+    if diff:
+        fmt = lambda d: " ".join(f"{k}={d[k]}" for k in diff)  # noqa: E731
+        flags = " ".join(f"--{k.replace('_', '-')} {model_spec[k]:g}"
+                         for k in ("sample_rate", "n_fft", "hop_length", "frames", "fmin",
+                                   "fmax")
+                         if model_spec.get(k) is not None)
+        raise SettingsMismatchError(
+            f"windows were made with other spectrogram settings than the model: model "
+            f"{fmt(a)}; windows {fmt(b)} (re-slice the audio with the model's settings: "
+            f"wsd slice ... {flags}; --sample-rate resamples)", where)
+
+
+def check_model_settings(info: dict, windows_spec: dict, windows_bins: int, where: str) -> None:
+    """:func:`check_settings` for a loaded model file (models on information features take
+    4 features per frame whatever the number of bins)."""
+    feats = info["params"].get("input_kind") == "information"
+    check_settings(info["spectrogram"], windows_spec, windows_bins, where,
+                   model_bins=windows_bins if feats else info["config"]["bins"])
+
+
+def load_trained(path, device: str = "cpu"):
+    """(model in eval mode on ``device``, model file dict) from a model file."""
+    from wsd.io.store.models import load_model
+    from wsd.pipeline.train import build_model
+
+    info = load_model(path)
+    cfg = dict(info["config"])
+    frames, bins = cfg.pop("frames"), cfg.pop("bins")
+    if cfg.get("weights"):
+        cfg["weights"] = ""  # pretrained weights were only a starting point: the file has all
+    model = build_model(info["arch"], frames, bins, cfg)
+    model.load_state_dict(info["state_dict"])
+    from wsd.runtime.device import to_layout
+
+    model = to_layout(model.to(device)).eval()
+    return model, info
+
+
+def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
+                  device: str = "cpu", scores: bool = False,
+                  amp: bool = False) -> Iterator[np.ndarray]:
+    """Prepare each ``(b, frames, bins)`` dB batch as the model expects (normalised, or
+    information features) and encode it -> ``(b, D)`` float32; with ``scores``, a
+    classifier's class probabilities ``(b, n_classes)`` instead. ``amp``: under bfloat16
+    autocast (see :mod:`wsd.runtime.device`)."""
+    import torch
+
+    from wsd.runtime.device import autocast
+    from wsd.models.targets import prepare
+
+    kind = getattr(model, "input_kind", "spectrogram")
+    fn = model.predict_proba if scores else model.encode
+    with torch.inference_mode(), autocast(device, amp)():
+        for x in batches:
+            t = torch.from_numpy(prepare(x, kind, mean, std)).to(device)
+            yield _in_parts(fn, t, model).float().cpu().numpy()
+
+
+def _in_parts(fn, t, model):
+    """``fn(t)``, in slices of at most ``model.max_inference_batch()`` windows."""
+    import torch
+
+    step = model.max_inference_batch() if hasattr(model, "max_inference_batch") else None
+    if not step or len(t) <= step:
+        return fn(t)
+    return torch.cat([fn(t[a:a + step]) for a in range(0, len(t), step)])
+
+
+def choose_amp(model, sample, norm: dict, device: str, amp: bool | None,
+               kind: str | None = None, train: bool = False) -> tuple[bool, str | None]:
+    """:func:`wsd.runtime.device.decide_amp` on a few real windows: ``sample()`` returns them in dB
+    ``(b, frames, bins)`` and is called only when bfloat16 is wanted; they are prepared as
+    the model reads them (``kind``: default the model's input kind) with ``norm``;
+    ``train``: also check a training step (for ``wsd train``)."""
+    import torch
+
+    from wsd.runtime.device import decide_amp, use_amp
+    from wsd.models.targets import prepare
+
+    if not use_amp(type(model), device, amp):
+        return False, None
+    x = sample()
+    if len(x) == 0:
+        return True, None
+    kind = kind or getattr(model, "input_kind", "spectrogram")
+    x = prepare(x, kind, float(norm["mean"]), float(norm["std"]))
+    return decide_amp(model, device, amp, torch.from_numpy(np.ascontiguousarray(x)),
+                      train=train)
+
+
+def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> np.ndarray | None:
+    """Decoder output for windows ``x`` in dB (de-normalised), or None for non-autoencoders."""
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(((x.astype(np.float32) - mean) / std)).to(device)
+        y = _in_parts(model.reconstruct, t, model)
+    return None if y is None else y.float().cpu().numpy() * std + mean

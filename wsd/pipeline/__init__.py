@@ -1,0 +1,1 @@
+"""One coordinator per command: inputs, tasks, shards, progress events, outputs."""

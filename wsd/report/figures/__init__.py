@@ -1,0 +1,1 @@
+"""Matplotlib figures of the report (pure: arrays in, figures out)."""

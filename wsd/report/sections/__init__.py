@@ -1,0 +1,1 @@
+"""One report section per kind of input file."""

@@ -1,0 +1,1 @@
+"""Where work runs: serial, local processes or Dask; torchrun; device and bfloat16."""
