@@ -7,7 +7,7 @@ Data: the Southern Resident killer whale call catalogue in ../shared/data/real (
 unlabelled J-pod snippet is not evaluated). Skips with a message when the folder is absent.
 
 Every method is measured the same way: one sequence per clip, complete-linkage agglomerative
-clustering cut into K = 25 clusters, then wsd.discovery.clustering.label_metrics (ARI, NMI, and
+clustering cut into K = 25 clusters, then wsd.metrics.clustering.label_metrics (ARI, NMI, and
 leave-one-out 1-nearest-neighbour accuracy from the distance matrix). 22 of the 25 types have
 a single clip, whose nearest neighbour can never share its label, so 1-NN over all 33 clips is
 at most 11/33 = 0.333. Two more columns score only the 11 clips of the types with two or more
@@ -25,7 +25,7 @@ Methods:
   variants); metrics from the clusters file, the extra columns from its stored matrix.
 * raw-frame DTW: each clip's log-spectrogram frames (``wsd slice --frames 1``, same FFT and
   band) as a (n_frames, bins) sequence, wsd.discovery.dtw.preprocess and
-  wsd.discovery.clustering.cluster_sequences.
+  wsd.discovery.agglomerative.cluster_sequences.
 * pooled bands: mean and std of each frequency bin over the clip's frames (no alignment),
   Euclidean distance (length-1 sequences through the same DTW code), same clustering.
 * ``length-norm=sqrt``: ``wsd cluster --length-norm sqrt``, the DTW matrix divided by the
@@ -136,7 +136,7 @@ def multi_map(true: np.ndarray, distance: np.ndarray) -> float:
 
 
 def metrics(true, labels, distance) -> dict:
-    from wsd.discovery.clustering import label_metrics
+    from wsd.metrics.clustering import label_metrics
 
     m = label_metrics(true, labels, distance)
     true = np.asarray(true).astype(str)
@@ -163,7 +163,7 @@ def length_normalised(distance: np.ndarray, lengths: np.ndarray, true, k: int) -
 def cluster_arrays(arrays: list[np.ndarray], true: np.ndarray, k: int) -> tuple[dict, dict]:
     """(metrics, metrics of the length-normalised matrix) of a complete-linkage DTW
     clustering of the arrays (length-1 arrays: Euclidean)."""
-    from wsd.discovery.clustering import cluster_sequences
+    from wsd.discovery.agglomerative import cluster_sequences
 
     res = cluster_sequences(arrays, "complete", n_clusters=k, novelty_k=None)
     return (metrics(true, res.labels, res.distance),
@@ -172,7 +172,7 @@ def cluster_arrays(arrays: list[np.ndarray], true: np.ndarray, k: int) -> tuple[
 
 def read_per_clip(path: Path, dataset: str):
     """(rows ``(n, D)`` float64, Sequences per clip, clip labels ``(m,)``) of a wsd file."""
-    from wsd.discovery.clustering import sequence_labels, sequences_per_file
+    from wsd.discovery.sequences import sequence_labels, sequences_per_file
     from wsd.io.store import open_file
 
     with open_file(path) as f:

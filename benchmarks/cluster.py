@@ -12,7 +12,7 @@ Synthetic embeddings files are written with wsd.io.store.rows.RowWriter into a t
    on the same sequences already in memory as float64. Each round runs both alternately;
    the median of ``--rounds`` rounds is reported. Two wsd figures:
    * DTW stage: ``wsd cluster`` run in-process (``wsd.cli.main.main``) with
-     ``wsd.discovery.clustering.dtw_condensed`` wrapped by a timer: wsd's validation, float64
+     ``wsd.discovery.agglomerative.dtw_condensed`` wrapped by a timer: wsd's validation, float64
      conversion and the library call, as the command does them (target ratio >= 0.9);
    * whole command: the wall time of a ``wsd cluster`` child process (Python start-up,
      reading, linkage, medoids, silhouette, novelty, label metrics, writing included).
@@ -108,8 +108,8 @@ def cluster_child(emb: Path, out: Path, *extra) -> tuple[float, str]:
 
 
 def dtw_stage_in_process(emb: Path, out: Path, *extra) -> float:
-    """Seconds ``wsd cluster`` (in-process) spends in wsd.discovery.clustering.dtw_condensed."""
-    from wsd.discovery import clustering
+    """Seconds ``wsd cluster`` (in-process) spends in wsd.discovery.agglomerative.dtw_condensed."""
+    from wsd.discovery import agglomerative as clustering
     from wsd.cli.main import main
 
     spent = []
@@ -167,7 +167,7 @@ def rate_benchmark(tmp: Path, n: int, rounds: int) -> None:
 
 def scale_benchmark(tmp: Path, sizes: list[int], sample_from: int, sample: int,
                     novelty: bool) -> None:
-    from wsd.discovery import dtw
+    from wsd.discovery import cost
 
     print(f"\nwsd cluster wall time (child process, start-up included), {DIM}-d embeddings "
           f"with --pca 16, lengths 5-30, -k {TYPES}, novelty {'k=5' if novelty else 'off'}")
@@ -182,8 +182,8 @@ def scale_benchmark(tmp: Path, sizes: list[int], sample_from: int, sample: int,
             opts += ["--sample", sample]
             m = sample
         pairs = m * (m - 1) // 2 + (n - m) * (m if novelty else TYPES)
-        _, est = dtw.estimate_cost(m, lengths, 16)
-        est += (n - m) * (m if novelty else TYPES) * dtw.pair_seconds(lengths, 16)
+        _, est = cost.estimate_cost(m, lengths, 16)
+        est += (n - m) * (m if novelty else TYPES) * cost.pair_seconds(lengths, 16)
         wall, _ = cluster_child(emb, tmp / "scale_cl.h5", *opts)
         ari = read_ari(tmp / "scale_cl.h5")
         print(f"{n:10,d}{lengths.sum():9,d}{m:10,d}{pairs:13,d}{est:11.0f}{wall:8.1f}"

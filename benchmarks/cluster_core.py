@@ -52,7 +52,8 @@ def main() -> None:
 
     from dtaidistance import dtw_ndim
 
-    from wsd.discovery import clustering, dtw
+    from wsd.discovery import agglomerative as clustering
+    from wsd.discovery import cost, dtw
 
     rng = np.random.default_rng(args.seed)
     seqs = [rng.standard_normal((int(rng.integers(args.min_len, args.max_len + 1)), args.dim))
@@ -73,8 +74,8 @@ def main() -> None:
             "wsd_f32": lambda: dtw.dtw_condensed(seqs32, window=window),
             "cluster": lambda: clustering.cluster_sequences(seqs, n_clusters=8, window=window),
         }, pairs, args.repeats)
-        _, est = dtw.estimate_cost(args.n, mean_len, args.dim, window)
-        _, est_lengths = dtw.estimate_cost(args.n, [len(s) for s in seqs], args.dim, window)
+        _, est = cost.estimate_cost(args.n, mean_len, args.dim, window)
+        _, est_lengths = cost.estimate_cost(args.n, [len(s) for s in seqs], args.dim, window)
         print(f"window={window}: bare dtaidistance {r['bare']:,.0f} pairs/s; "
               f"wsd.discovery.dtw.dtw_condensed {r['wsd']:,.0f} pairs/s: ratio {r['wsd'] / r['bare']:.3f} "
               f"(by CPU time {r['wsd_cpu'] / r['bare_cpu']:.3f}); float32 input "

@@ -62,10 +62,10 @@ GEOMETRY = {
 def importable(arch: str) -> str | None:
     """None when ``wsd.models`` registers ``arch`` and builds it; else the reason."""
     try:
-        from wsd.pipeline.train import build_model
+        from wsd.models import build as _build
 
         frames, bins = (32, 256) if arch == "convae" else (128, 256 if arch == "lstm" else 128)
-        build_model(arch, frames, bins, {})
+        _build(arch, frames, bins)
         return None
     except Exception as e:  # report any failure: the model may be in progress elsewhere
         return f"{type(e).__name__}: {e}"

@@ -38,11 +38,11 @@ def bare_rates(model_path: str, windows: np.ndarray, batch: int) -> tuple[float,
 
     net, info = load_trained(model_path)
     cfg = dict(info["config"])
-    from wsd.pipeline.train import build_model
+    from wsd.models import build as _build
     # the same numeric path as wsd's run: its layout and its (recorded) autocast decision
     amp = bool(info["params"].get("amp_used", False))
     ctx = autocast("cpu", amp)
-    fresh = to_layout(build_model(info["arch"], cfg.pop("frames"), cfg.pop("bins"), cfg))
+    fresh = to_layout(_build(info["arch"], cfg.pop("frames"), cfg.pop("bins"), **cfg))
     opts = fresh.configure_optimizers(1e-3)
     x = torch.from_numpy((windows - windows.mean()) / windows.std()).float()
     fresh.train_step(x[:batch], opts, ctx)  # warm-up, as wsd's 2nd epoch is warm

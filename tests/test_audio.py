@@ -221,7 +221,7 @@ def test_long_file_memory_is_bounded(tmp_path):
     (benchmarks/slice.py measures the whole process's RSS on 2-hour files.)"""
     import tracemalloc
 
-    from wsd.pipeline.slice_tasks import SliceTask, slice_file
+    from wsd.pipeline.slice import SliceTask, slice_file
     from wsd.dsp.spectrogram import SpectrogramParams
 
     sr, peaks = 44100, []

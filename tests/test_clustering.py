@@ -1,4 +1,4 @@
-"""Tests for wsd.discovery.clustering and wsd.discovery.dtw: call sequences, DTW matrices, clustering, metrics."""
+"""Tests for wsd.discovery (sequences, dtw, cost, agglomerative, sampled, novelty) and wsd.metrics.clustering: call sequences, DTW matrices, clustering, metrics."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from dtaidistance import dtw as dd_dtw
 from dtaidistance import dtw_ndim
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from wsd.discovery import dtw
-from wsd.discovery.clustering import (ClusterResult, Sequences, cluster_sampled, cluster_sequences,
-                            label_metrics, medoids_of, sequence_labels, sequences_from_mask,
-                            sequences_per_file)
+from wsd.discovery import cost, dtw, novelty
+from wsd.discovery.agglomerative import ClusterResult, cluster_sequences, medoids_of
+from wsd.discovery.sampled import cluster_sampled
+from wsd.discovery.sequences import (Sequences, sequence_labels, sequences_from_mask,
+                                     sequences_per_file)
+from wsd.metrics.clustering import label_metrics
 from wsd.errors import BadInputError, UsageError, WsdError
 
 
@@ -222,19 +224,19 @@ def test_missing_openmp_falls_back_to_serial_c_with_a_warning(monkeypatch):
 
 
 def test_cost_model_and_memory_guard():
-    b, s = dtw.estimate_cost(10_000, 50, 128, n_threads=2)
-    assert b == dtw.matrix_bytes(10_000) and b >= 12 * 10_000**2
+    b, s = cost.estimate_cost(10_000, 50, 128, n_threads=2)
+    assert b == cost.matrix_bytes(10_000) and b >= 12 * 10_000**2
     assert 10_000**2 / 2 / s == pytest.approx(4_600, rel=0.3)  # the issue's 128-D rate
-    _, s_band = dtw.estimate_cost(10_000, 50, 128, window=5, n_threads=2)
+    _, s_band = cost.estimate_cost(10_000, 50, 128, window=5, n_threads=2)
     assert 10_000**2 / 2 / s_band == pytest.approx(25_000, rel=0.3)
-    _, s_1d = dtw.estimate_cost(10_000, 50, 1, n_threads=2)
+    _, s_1d = cost.estimate_cost(10_000, 50, 1, n_threads=2)
     assert 10 < s / s_1d < 40
-    assert dtw.estimate_cost(200, 30, 8)[1] < dtw.estimate_cost(400, 30, 8)[1]
-    dtw.check_memory(100, limit_bytes=dtw.matrix_bytes(100))
-    with pytest.raises(dtw.MatrixTooLargeError, match=r"--sample N \(N <= 99\)") as info:
-        dtw.check_memory(100, limit_bytes=dtw.matrix_bytes(100) - 1)
+    assert cost.estimate_cost(200, 30, 8)[1] < cost.estimate_cost(400, 30, 8)[1]
+    cost.check_memory(100, limit_bytes=cost.matrix_bytes(100))
+    with pytest.raises(cost.MatrixTooLargeError, match=r"--sample N \(N <= 99\)") as info:
+        cost.check_memory(100, limit_bytes=cost.matrix_bytes(100) - 1)
     assert isinstance(info.value, UsageError)
-    assert dtw.default_memory_limit() > 0
+    assert cost.default_memory_limit() > 0
 
 
 def test_memory_guard_stops_clustering_before_any_dtw(monkeypatch):
@@ -243,10 +245,10 @@ def test_memory_guard_stops_clustering_before_any_dtw(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("DTW computed despite the memory guard")
 
-    monkeypatch.setattr("wsd.discovery.clustering.dtw_condensed", boom)
-    with pytest.raises(dtw.MatrixTooLargeError, match="--sample"):
+    monkeypatch.setattr("wsd.discovery.agglomerative.dtw_condensed", boom)
+    with pytest.raises(cost.MatrixTooLargeError, match="--sample"):
         cluster_sequences(seqs, n_clusters=4, memory_limit=1000)
-    with pytest.raises(dtw.MatrixTooLargeError, match="--sample"):
+    with pytest.raises(cost.MatrixTooLargeError, match="--sample"):
         cluster_sampled(seqs, 15, n_clusters=4, memory_limit=1000)
 
 
@@ -333,9 +335,9 @@ def test_novelty_ranks_injected_outlier_first():
 def test_knn_novelty_hand_case():
     x = np.array([0.0, 1.0, 3.0, 10.0])
     d = np.abs(x[:, None] - x[None, :])
-    assert dtw.knn_novelty(d, k=2).tolist() == [2.0, 1.5, 2.5, 8.0]
-    assert dtw.knn_novelty(d, k=10).tolist() == pytest.approx([14 / 3, 12 / 3, 12 / 3, 26 / 3])
-    assert np.isnan(dtw.knn_novelty(np.zeros((1, 1)))).all()
+    assert novelty.knn_novelty(d, k=2).tolist() == [2.0, 1.5, 2.5, 8.0]
+    assert novelty.knn_novelty(d, k=10).tolist() == pytest.approx([14 / 3, 12 / 3, 12 / 3, 26 / 3])
+    assert np.isnan(novelty.knn_novelty(np.zeros((1, 1)))).all()
 
 
 # -- metrics --------------------------------------------------------------------------------

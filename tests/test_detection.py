@@ -1,17 +1,13 @@
-"""Tests of wsd.dsp.silence: silence detector, event merging, detector metrics."""
+"""Tests of wsd.dsp.silence and wsd.dsp.events: silence detector, event merging, detector
+metrics."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from wsd.dsp.silence import (
-    SilenceParams,
-    decide,
-    detect_silence,
-    events_from_decisions,
-    frame_energy,
-)
+from wsd.dsp.events import events_from_decisions
+from wsd.dsp.silence import SilenceParams, decide, detect_silence, frame_energy
 from wsd.metrics.detection import best_threshold, binary_metrics, per_recording
 from wsd.errors import BadInputError, UsageError
 

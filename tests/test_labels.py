@@ -43,7 +43,7 @@ def test_raven_selection_table(tmp_path):
     ("path,start_s,end_s,label\na.wav,1,2,x\na.wav,3,3,y\n", "line 3: end_s .* is not after"),
     ("path,start_s,end_s,label\na.wav,nan,2,x\n", "not finite"),
     ("path,label\n,x\n", "line 2: empty path"),
-    ("Selection\tBegin Time (s)\tEnd Time (s)\n1\t0\t1\n", "Raven table needs a file column"),
+    ("Selection\tBegin Time (s)\tEnd Time (s)\n1\t0\t1\n", "Raven table needs a label column"),
 ])
 def test_bad_label_files_name_the_line(tmp_path, text, msg):
     (tmp_path / "l.csv").write_text(text)

@@ -146,9 +146,11 @@ def test_classifiers_registered():
 def test_declares_n_classes_and_input_kind(name):
     cls = registry.get(name)
     assert cls.defaults["n_classes"] == 2 and next(iter(cls.defaults)) == "n_classes"
-    assert cls.input_kind in {"spectrogram", "information"}
+    assert cls.input_kind in {"spectrogram", "information", "embeddings"}
     if cls.input_kind == "information":
         assert cls.test_config["bins"] == 4
+    if cls.input_kind == "embeddings":  # one embedding per row, seen as a one-frame window
+        assert cls.test_config["frames"] == 1
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -229,7 +231,8 @@ def test_seeded_runs_repeat(name):
     assert torch.equal(out_a, out_b)
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", [n for n in CLASSIFIERS
+                                  if registry.get(n).input_kind != "embeddings"])
 def test_learns_synthetic_call_detection(name, task, trained_encoder):
     model = _build(name)
     if hasattr(model, "load_encoder_state"):

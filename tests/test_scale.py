@@ -109,7 +109,7 @@ def test_killed_worker_still_completes(cluster, data, wsd):
 
 
 def test_embed_resumes_after_interruption(data, wsd, monkeypatch):
-    import wsd.pipeline.chunks as rowjobs
+    import wsd.pipeline.chunks as chunks
 
     win = data / "one.h5"
     if not win.exists():
@@ -117,22 +117,22 @@ def test_embed_resumes_after_interruption(data, wsd, monkeypatch):
     model = data / "ae.h5"
     if not model.exists():
         _train_tiny(wsd, win, model)
-    monkeypatch.setattr(rowjobs, "CHUNK", 16)  # several chunks on tiny data
+    monkeypatch.setattr(chunks, "CHUNK", 16)  # several chunks on tiny data
     full, out = data / "full.h5", data / "resumed.h5"
     assert wsd("embed", win, "--model", model, "-o", full, "--batch-size", "8", "-q").code == 0
-    real, calls = rowjobs.run_rows, []
+    real, calls = chunks.run_rows, []
 
-    def dying(task):
+    def dying(task, **kw):
         calls.append(task.a)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(task)
-    monkeypatch.setattr(rowjobs, "run_rows", dying)
+        return real(task, **kw)
+    monkeypatch.setattr(chunks, "run_rows", dying)
     r = wsd("embed", win, "--model", model, "-o", out, "--batch-size", "8", "-q")
     assert r.code == 130 and not out.exists()
     done = list((data / "resumed.h5.shards").glob("*.h5"))
     assert len(done) == 2
-    monkeypatch.setattr(rowjobs, "run_rows", real)
+    monkeypatch.setattr(chunks, "run_rows", real)
     assert wsd("embed", win, "--model", model, "-o", out, "--batch-size", "8", "-q").code == 0
     assert not (data / "resumed.h5.shards").exists()
     _same(full, out, ["embeddings"])

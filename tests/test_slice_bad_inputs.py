@@ -15,7 +15,11 @@ import soundfile as sf
 
 from conftest import ROOT, tone
 from wsd.io.store import open_file
-from wsd.io.store.windows import shard_folder
+from wsd.runtime.shards import ShardFolder
+
+
+def shard_folder(out):
+    return ShardFolder(out).path
 
 
 @pytest.fixture
@@ -229,7 +233,9 @@ def test_sample_rates_from_50_hz_to_192_khz(run, tmp_path, sr, seconds, extra, n
     assert s["native_sample_rate"][0] == sr and s["frames_decoded"][0] == len(x)
     with open_file(out) as f:
         assert f.spectrogram["sample_rate"] == sr
-        if n_windows:
+        if n_windows and sr == 50 and not extra:  # a 10 s frame: warned about (issue 13)
+            assert f.n == n_windows and "frame of 10.2 s" in r.err and "--n-fft 64" in r.err
+        elif n_windows:
             assert f.n == n_windows and not f.read("padded").any() and r.err == ""
         else:  # shorter than one window: one padded window, a warning, status 'short'
             assert f.n == 1 and f.read("padded")[0] and s["status"][0] == "short"

@@ -127,11 +127,12 @@ def test_val_split_by_recording():
     from wsd.models.data import make_runs, split_by_source
 
     sid = np.repeat(np.arange(10), 20)
-    tr, va, note = split_by_source(sid, 0.2, seed=1)
+    s = split_by_source(sid, 0.2, seed=1)
+    tr, va = s.train, s.val
     assert set(sid[tr]).isdisjoint(set(sid[va]))
-    assert len(va) == 40 and "2 of 10" in note
+    assert len(va) == 40 and "2 of 10" in s.note and not s.warnings
     runs = make_runs(sid, tr, 8)
     assert all(sid[a] == sid[b - 1] and b - a <= 8 for a, b in runs)
     assert sum(b - a for a, b in runs) == len(tr)
-    tr1, va1, note1 = split_by_source(np.zeros(50, int), 0.2, 0)
-    assert list(va1) == list(range(40, 50)) and "one recording" in note1
+    one = split_by_source(np.zeros(50, int), 0.2, 0)
+    assert list(one.val) == list(range(40, 50)) and "last 20%" in one.note

@@ -73,10 +73,8 @@ def cluster_cmd(
     (same result as one process).
     """
     from wsd.pipeline.cluster import ClusterParams, run_cluster
-    from wsd.io.store import check_output
 
     rep = Reporter(quiet, "wsd cluster")
-    check_output(output, force)
     p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
                       min_windows=min_windows, max_windows=max_windows, window=window,
                       length_norm=length_norm, normalize=normalize, pca=pca, linkage=linkage,
@@ -84,7 +82,7 @@ def cluster_cmd(
                       threshold=threshold, sample=sample, novelty_k=novelty_k,
                       memory_gb=memory_gb, seed=seed, workers=workers, scheduler=scheduler)
     s = run_cluster(str(embeddings), p, output, [history_entry("cluster")], force=force,
-                    report=rep)
+                    progress=rep)
     rep.note(f"{s['n_sequences']} sequences -> {s['n_clusters']} clusters"
              + (f", silhouette {s['silhouette']:.3f}" if s["silhouette"] is not None else "")
              + f" -> {output}")

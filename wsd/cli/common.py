@@ -1,4 +1,5 @@
-"""What every command shares: messages and progress on stderr, output checks, history."""
+"""What every command shares: the shared options, the renderer of progress events on
+stderr, and the history line of this invocation."""
 
 from __future__ import annotations
 
@@ -9,27 +10,36 @@ from typing import Callable, Iterator
 
 import typer
 
+from wsd.errors import ExitStatus, WsdError
+from wsd.pipeline.progress import Progress
+
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or notes; warnings and "
                      "errors are still printed.")
 FORCE = typer.Option(False, "--force", "-f", help="Overwrite the output if it exists.")
 TRACEBACK = typer.Option(False, "--traceback", help="On error, show the Python traceback.")
 AMP = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast [default: on for cuda; "
-                   "on the CPU for convae, gan, vanillacnn, xception, vit and inception when "
-                   "it computes bfloat16 natively (AVX512-BF16 or AMX), where they measured "
-                   "2-11x faster; off otherwise].")
+                   "on the CPU for {bf16_architectures} when it computes bfloat16 natively "
+                   "(AVX512-BF16 or AMX), where they measured faster; off otherwise]. Where "
+                   "a model cannot run in bfloat16 here, float32 with a note.")
 
 
-class Reporter:
-    """Messages on stderr; rich progress bars only when stderr is a terminal and not -q."""
+#: The arguments ``main()`` was given (for the history line; not sys.argv, which is the
+#: test runner's or the caller's when wsd runs in-process).
+ARGV: list[str] = []
+
+
+class Reporter(Progress):
+    """Renders the coordinators' progress events (:class:`wsd.pipeline.progress.Progress`):
+    messages on stderr; rich progress bars only when stderr is a terminal and not -q."""
 
     def __init__(self, quiet: bool = False, command: str = "wsd"):
         from rich.console import Console
 
+        super().__init__()
         self.quiet = quiet
         self.command = command
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.show_progress = (not quiet) and sys.stderr.isatty()
-        self.warnings = 0
 
     def note(self, msg: str) -> None:
         if not self.quiet:
@@ -41,8 +51,8 @@ class Reporter:
         self.console.print(text, markup=False, style="yellow")
 
     @contextlib.contextmanager
-    def progress(self, description: str, total: float | None,
-                 unit: str = "") -> Iterator[Callable[..., None]]:
+    def task(self, description: str, total: float | None,
+             unit: str = "") -> Iterator[Callable[..., None]]:
         """Yield ``advance(n=1, **fields)``; a no-op when progress is hidden."""
         if not self.show_progress:
             yield lambda n=1, **kw: None
@@ -67,8 +77,91 @@ def now() -> str:
 
 
 def history_entry(command: str) -> str:
-    """The history line for this invocation: time, version, command and its arguments."""
-    from wsd.io.store import history_line
+    """The history line for this invocation: time, version, command and the arguments
+    ``main()`` was given (after the command name)."""
+    from wsd.io.store.schema import history_line
 
-    argv = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == command else sys.argv[1:]
+    argv = list(ARGV)
+    if command in argv:
+        argv = argv[argv.index(command) + 1:]
     return history_line(command, argv, now())
+
+
+class PipeClosed(WsdError):
+    """The reader of standard output went away (``wsd export ... | head``): not an error."""
+
+    status = ExitStatus.OK
+
+
+@contextlib.contextmanager
+def stdout_guard():
+    """Around writing data to stdout: a closed pipe ends the command quietly (exit 0); a
+    full disk or other write error is one line (exit 74). Either way, later writes to
+    stdout (Python's own flush at exit) go to /dev/null instead of failing again."""
+
+    try:
+        yield sys.stdout
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise PipeClosed("standard output was closed") from None
+    except OSError as e:
+        _silence_stdout()
+        from wsd.io.store.atomic import io_error
+
+        raise io_error(e, "<stdout>") from None
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
+
+
+def registry_help() -> dict[str, str]:
+    """The values of the placeholders help texts may hold, from the model registry (this
+    imports torch, so it runs only when help is shown)."""
+    from wsd import models
+
+    by_kind: dict[str, list[str]] = {}
+    for name in models.names():
+        by_kind.setdefault(models.get(name).kind, []).append(name)
+    self_sup = [n for k, v in by_kind.items() if k != "classifier" for n in v]
+    lines = []
+    for name in models.names():
+        cls = models.get(name)
+        doc = (cls.__doc__ or "").strip().split("\n")[0].rstrip(".")
+        lines.append(f"{name} ({'supervised' if cls.kind == 'classifier' else 'self-supervised'}"
+                     f"): {doc}.")
+    return {"architectures": ", ".join(sorted(self_sup)) + " (self-supervised); "
+            + ", ".join(by_kind.get("classifier", [])) + " (supervised)",
+            "architecture_list": "\n\n".join(lines),
+            "bf16_architectures": ", ".join(n for n in models.names()
+                                            if getattr(models.get(n), "cpu_bf16", False))}
+
+
+def fill_help(cmd) -> None:
+    """Replace ``{architectures}``-style placeholders in the help of ``cmd`` (a click
+    command or group) and its subcommands with :func:`registry_help`'s values."""
+    values = None
+
+    def fill(text):
+        nonlocal values
+        if not text or "{" not in text:
+            return text
+        values = values or registry_help()
+        for k, v in values.items():
+            text = text.replace("{" + k + "}", v)
+        return text
+
+    cmds = [cmd, *getattr(cmd, "commands", {}).values()]
+    for c in cmds:
+        c.help = fill(c.help)
+        for prm in c.params:
+            if getattr(prm, "help", None):
+                prm.help = fill(prm.help)

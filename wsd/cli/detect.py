@@ -76,95 +76,25 @@ def detect_cmd(
     recall and the confusion matrix are stored and printed, per window and per recording (a
     recording's score is its highest window score).
     """
-    import json
-
-    import numpy as np
-
-    from wsd.pipeline import chunks as rowjobs
-    from wsd.pipeline.detect import check_binary, evaluate, format_metrics, write_detections
     from wsd.dsp.silence import SilenceParams
-    from wsd.errors import UsageError
-    from wsd.io.store import atomic_output, check_output, open_file
-    from wsd.io.store.rows import RowWriter
+    from wsd.pipeline.detect import DetectParams, format_metrics, run_detect
 
     rep = Reporter(quiet, "wsd detect")
-    if silence == (model is not None):
-        raise UsageError("give exactly one of --silence or --model MODEL.h5")
-    check_output(output, force)
     sp = SilenceParams(fmin=fmin, fmax=fmax, top_frac=top_frac,
                        floor_percentile=floor_percentile, on_db=on_db, off_db=off_db,
                        min_run_frames=min_run_frames, click_db=click_db,
                        min_active_frac=min_active_frac, whiten=whiten,
                        floor_span_s=floor_span_s) if silence else None
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
-    info = None
-    if model is not None:
-        from wsd.io.store.models import load_model
-        from wsd.pipeline.train import pick_device
-
-        dev = pick_device(device)
-        info = load_model(model)
-        pos_label = check_binary(info, str(model))
-    shards = rowjobs.shard_dir(output)
-    with open_file(windows, "windows") as f:
-        run_kw = {"workers": workers, "scheduler": scheduler}
-        if silence:
-            params = {"detector": "silence", "windows": str(windows), **sp.__dict__}
-            tasks = rowjobs.plan("silence", str(windows), f.n, str(shards),
-                                 source_id=f.read("source_id"),
-                                 options=json.dumps(sp.__dict__))
-            with rep.progress("silence", f.n, "windows") as adv:
-                parts = rowjobs.collect(rowjobs.run(tasks, progress=adv, **run_kw))
-            score, decided = parts["score"], parts["positive"].astype(bool)
-            floor = np.full(len(f.sources["path"]), np.nan, np.float32)
-            floor[parts["floor_sid"]] = parts["floor_db"]
-            extra = {"floor_db": floor, "active_frac": parts["active_frac"]}
-            thr, truth_label = on_db, positive
-        else:
-            from wsd.models.inference import check_model_settings, choose_amp
-
-            check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
-            use_amp, why = choose_amp(rowjobs.cached_model(str(model), dev)[0],
-                                      lambda: f.read("windows", slice(0, min(8, f.n))),
-                                      info["norm"], dev, amp)
-            if why:
-                (rep.warn if amp else rep.note)(why)
-            thr = float(threshold if threshold is not None else info["params"]["threshold"])
-            params = {"detector": "model", "windows": str(windows), "model": str(model),
-                      "arch": info["arch"], "batch_size": batch_size, "amp": use_amp}
-            tasks = rowjobs.plan("score", str(windows), f.n, str(shards), model=str(model),
-                                 batch_size=batch_size, device=dev, amp=use_amp)
-            with rep.progress("detecting", f.n, "windows") as adv:
-                score = rowjobs.collect(rowjobs.run(tasks, progress=adv, **run_kw))["score"]
-            decided = score >= thr
-            extra, truth_label = {}, positive or pos_label
-        if silence and threshold is not None:
-            decided = score >= threshold
-            thr = threshold
-        params.update(threshold=thr, min_gap=min_gap, min_duration=min_duration,
-                      positive=truth_label)
-        metrics = None
-        if f.has("label"):
-            metrics = evaluate(f.read("label"), truth_label, score, decided,
-                               f.read("source_id"), thr)
-        history = f.history + ([] if info is None else info["history"])
-        history = list(dict.fromkeys(history)) + [history_entry("detect")]
-        with atomic_output(output, force) as tmp:
-            w = RowWriter(tmp, "detections", params, f.spectrogram, history, f.sources)
-            try:
-                w.set_attrs(detector=params["detector"], positive_label=truth_label or "")
-                ev = write_detections(w, f, score, decided, thr, min_gap, min_duration,
-                                      metrics, extra)
-            finally:
-                w.close()
-        n = f.n
-    rowjobs.remove(shards)
-    kept = int(decided.sum())
+    p = DetectParams(silence=sp, model=str(model) if model is not None else None,
+                     threshold=threshold, min_gap=min_gap, min_duration=min_duration,
+                     positive=positive, batch_size=batch_size, device=device, amp=amp,
+                     workers=workers, scheduler=scheduler)
+    s = run_detect(windows, output, p, [history_entry("detect")], force=force, progress=rep)
+    n, kept = s["n"], s["detected"]
     what = "active (not silence)" if silence else "detections"
     rep.note(f"{kept}/{n} windows {what} ({100 * kept / max(n, 1):.1f}%), "
-             f"{len(ev['start_s'])} events -> {output}")
-    if metrics is not None:
-        for line in format_metrics(metrics):
+             f"{len(s['events']['start_s'])} events -> {output}")
+    if s["metrics"] is not None:
+        for line in format_metrics(s["metrics"]):
             rep.note(line)
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wsd.cli.common import TRACEBACK
+from wsd.cli.common import TRACEBACK, stdout_guard
 
 
 def describe(f) -> dict:
@@ -24,9 +24,11 @@ def describe(f) -> dict:
          "history": f.history}
     if f.has("label"):
         d["labels"] = dict(collections.Counter(x for x in f.read("label") if x))
-    from wsd.cli import info_extra
-    for fn in info_extra.get(f.kind, []):
-        d.update(fn(f))
+    from wsd.io.store.kinds import get
+
+    extra = get(f.kind).resolve("info")
+    if extra is not None:
+        d.update(extra(f))
     return d
 
 
@@ -39,15 +41,22 @@ def info_cmd(
 
     Datasets are listed with their shapes and types; --json prints the same for scripts.
     """
-    import json
 
     from wsd.io.store import open_file
 
     with open_file(file) as f:
         d = describe(f)
+    with stdout_guard():
+        _print(d, json_out)
+    return 0
+
+
+def _print(d: dict, json_out: bool) -> None:
+    import json
+
     if json_out:
         print(json.dumps(d, indent=2, default=str))
-        return 0
+        return
     print(f"{d['path']}: {d['kind']} file, {d['rows']} rows")
     print("datasets:")
     for k, v in d["datasets"].items():
@@ -71,4 +80,3 @@ def info_cmd(
     print("history:")
     for line in d["history"]:
         print(f"  {line}")
-    return 0

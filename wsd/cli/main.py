@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,9 +14,9 @@ from wsd.cli import embed as _embed
 from wsd.cli import export as _export
 from wsd.cli import info as _info
 from wsd.cli import report as _report
+from wsd.cli import search as _search
 from wsd.cli import slice as _slice
 from wsd.cli import train as _train
-from wsd.cli import info_extra
 
 app = typer.Typer(
     name="wsd",
@@ -48,14 +49,68 @@ app.command("train")(_train.train_cmd)
 app.command("embed")(_embed.embed_cmd)
 app.command("detect")(_detect.detect_cmd)
 app.command("cluster")(_cluster.cluster_cmd)
+app.command("search")(_search.search_cmd)
+app.command("index")(_search.index_cmd)
 app.command("report")(_report.report_cmd)
 app.command("info")(_info.info_cmd)
 app.command("export")(_export.export_cmd)
-info_extra.setdefault("model", []).append(_train.model_info)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return (and exit with) the status of DESIGN.md's table."""
+    """Run the CLI; return (and, called without ``argv``, exit with) the status of
+    DESIGN.md's table. Every error is one line on stderr, ``wsd: error: PATH: reason``."""
+    import signal
+
+    from wsd.cli import common
+    from wsd.runtime import signals
+
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    _quiet_failed_writes()
+    common.ARGV[:] = args
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if main_thread:
+        signals.install()
+    try:
+        code = _run(args)
+    finally:
+        if main_thread:
+            for s, h in before.items():
+                if h is not None:
+                    signal.signal(s, h)
+    if argv is None:
+        from wsd.io.store import atomic
+
+        if atomic.write_failed:  # HDF5 would retry its failed writes at exit and may crash
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(int(code))
+        sys.exit(int(code))
+    return int(code)
+
+
+def _quiet_failed_writes() -> None:
+    """After a failed write (a full disk), h5py objects of the abandoned file complain as
+    they are garbage-collected ("Exception ignored in ... _dealloc"): the error was
+    reported once already, so those echoes are dropped."""
+    from wsd.io.store import atomic
+
+    default = sys.unraisablehook
+
+    def hook(u):
+        if atomic.write_failed or atomic.write_failure(u.exc_value):
+            return
+        default(u)
+    if getattr(sys.unraisablehook, "__name__", "") != "hook":
+        sys.unraisablehook = hook
+
+
+def _run(args: list[str]) -> int:
     import typer.exceptions as typer_exc
 
     try:  # typer >= 0.23 carries its own copy of click: its usage errors are those
@@ -67,42 +122,61 @@ def main(argv: list[str] | None = None) -> int:
 
     from wsd.errors import ExitStatus, WsdError
 
-    args = sys.argv[1:] if argv is None else argv
     show_tb = "--traceback" in args
     cmd = typer.main.get_command(app)
+    if not args or "-h" in args or "--help" in args:
+        from wsd.cli.common import fill_help
+
+        fill_help(cmd)
+
+    def traceback_if_asked():
+        if show_tb:
+            import traceback
+            traceback.print_exc()
+
+    from wsd.runtime.signals import Interrupted
+
+    def interrupted(signum=None) -> int:
+        what = " (SIGTERM)" if signum == 15 else ""
+        print(f"wsd: interrupted{what}; finished parts are kept for a re-run, nothing else "
+              "was written", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+
     try:
         rv = cmd.main(args=args, prog_name="wsd", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
+        if rv == ExitStatus.INTERRUPTED:  # the framework's own KeyboardInterrupt -> 130
+            return interrupted()
+        return rv if isinstance(rv, int) else 0
+    except Interrupted as e:
+        return interrupted(e.signum)
     except WsdError as e:
-        if show_tb:
-            import traceback
-            traceback.print_exc()
+        traceback_if_asked()
+        if e.status == ExitStatus.OK:  # e.g. the reader of `wsd export | head` went away
+            return 0
         print(f"wsd: error: {e}", file=sys.stderr)
-        code = int(e.status)
+        return int(e.status)
     except exits as e:
-        code = e.exit_code
+        return e.exit_code
     except click_exc.ClickException as e:
         e.show()
-        code = ExitStatus.USAGE if isinstance(e, click_exc.UsageError) else e.exit_code
+        return ExitStatus.USAGE if isinstance(e, click_exc.UsageError) else e.exit_code
     except (KeyboardInterrupt, *aborts):
-        print("wsd: interrupted", file=sys.stderr)
-        code = ExitStatus.INTERRUPTED
-    except BrokenPipeError:
-        code = ExitStatus.OK  # e.g. `wsd export ... | head`
-        try:
-            sys.stdout = None
-        except Exception:
-            pass
+        return interrupted()
     except MemoryError:
         print("wsd: error: out of memory", file=sys.stderr)
-        code = ExitStatus.ERROR
+        return ExitStatus.ERROR
+    except OSError as e:  # met outside the paths that name their file
+        traceback_if_asked()
+        from wsd.io.store.atomic import FULL
+
+        if e.errno in FULL:
+            print("wsd: error: no space left on the device", file=sys.stderr)
+        else:
+            print(f"wsd: error: {e.filename + ': ' if getattr(e, 'filename', None) else ''}"
+                  f"{e.strerror or e}", file=sys.stderr)
+        return ExitStatus.IO_ERROR
     except Exception as e:  # a bug: say so in one line unless --traceback
-        if show_tb:
-            import traceback
-            traceback.print_exc()
+        traceback_if_asked()
         print(f"wsd: internal error: {type(e).__name__}: {e} (run with --traceback for "
               "details)", file=sys.stderr)
-        code = ExitStatus.ERROR
-    if argv is None:
-        sys.exit(int(code))
-    return int(code)
+        return ExitStatus.ERROR

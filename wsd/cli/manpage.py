@@ -31,7 +31,7 @@ def _esc(text: str) -> str:
 
 
 def _paragraphs(text: str) -> list[str]:
-    text = inspect.cleandoc(text or "")
+    text = inspect.cleandoc(text or "").replace("`", "")
     return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
 
 
@@ -42,12 +42,38 @@ def _option_lines(cmd: click.Command, ctx: click.Context) -> list[str]:
         if rec is None:
             continue
         names, help_ = rec
-        out += [".TP", f"\\fB{_esc(names)}\\fR", _esc(help_ or "")]
+        out += [".TP", f"\\fB{_esc(names)}\\fR", _esc((help_ or "").replace("`", ""))]
     return out
 
 
+EXAMPLES = {
+    "wsd": ["wsd slice orchive/ -o win.h5", "wsd train win.h5 -o enc.h5",
+            "wsd embed win.h5 --model enc.h5 -o emb.h5", "wsd detect win.h5 --silence -o sil.h5",
+            "wsd cluster emb.h5 --mask sil.h5 -o cl.h5", "wsd report cl.h5 sil.h5 -o report/",
+            "wsd export sil.h5 --format raven > sil.txt"],
+    "slice": ["wsd slice calls/*.wav -o win.h5 --sample-rate 44100",
+              "wsd slice @archive-files.txt -o win.h5 --join virtual --workers 8",
+              "wsd slice clips/ --labels labels.csv -o win.h5"],
+    "train": ["wsd train win.h5 -o enc.h5",
+              "wsd train win.h5 --arch convae --epochs 20 -o ae.h5",
+              "wsd train win.h5 --arch readout --encoder ae.h5 --positive call -o det.h5"],
+    "embed": ["wsd embed win.h5 --model enc.h5 -o emb.h5 --workers 2"],
+    "detect": ["wsd detect win.h5 --silence -o sil.h5",
+               "wsd detect win.h5 --model det.h5 --min-gap 0.5 -o calls.h5"],
+    "cluster": ["wsd cluster emb.h5 --per-file -k 30 -o cl.h5",
+                "wsd cluster emb.h5 --mask sil.h5 --sample 5000 -o cl.h5"],
+    "report": ["wsd report cl.h5 sil.h5 -o report/"],
+    "info": ["wsd info emb.h5", "wsd info cl.h5 --json"],
+    "export": ["wsd export sil.h5 --format raven > sil.txt",
+               "wsd export cl.h5 --label-from cluster > labels.csv"],
+}
+
+
 def _footer(command: str) -> list[str]:
-    lines = [".SH EXIT STATUS"]
+    lines = []
+    if EXAMPLES.get(command):
+        lines += [".SH EXAMPLES", ".nf", *(_esc(e) for e in EXAMPLES[command]), ".fi"]
+    lines += [".SH EXIT STATUS"]
     for code, what in EXIT_STATUS:
         lines += [".TP", f"\\fB{code}\\fR", _esc(what)]
     lines += [".SH FILES", _esc("Every output is HDF5 with root attributes wsd_format, wsd_kind, "
@@ -73,7 +99,7 @@ def render(command: str, cmd: click.Command, parent: click.Context | None = None
         lines += [_esc(p), ".PP"]
     if lines[-1] == ".PP":
         lines.pop()
-    if isinstance(cmd, click.Group):
+    if hasattr(cmd, "list_commands"):
         lines += [".SH COMMANDS"]
         for sub in cmd.list_commands(ctx):
             c = cmd.get_command(ctx, sub)
@@ -89,7 +115,10 @@ def pages() -> dict[str, str]:
 
     from wsd.cli.main import app
 
+    from wsd.cli.common import fill_help
+
     group = typer.main.get_command(app)
+    fill_help(group)
     root = click.Context(group, info_name="wsd")
     out = {"wsd.1": render("wsd", group)}
     for sub in group.list_commands(root):

@@ -21,8 +21,19 @@ def report_cmd(
     max_clips: int = typer.Option(200, "--max-clips", help="WAV clips written at most "
                                   "(medoids first, then the most novel sequences, then "
                                   "gallery members and events)."),
-    clip_seconds: float = typer.Option(10.0, "--clip-seconds", help="Longest clip and "
-                                       "gallery panel (s)."),
+    clip_seconds: float = typer.Option(10.0, "--clip-seconds", help="Longest clip (context "
+                                       "included) and gallery panel (s)."),
+    clip_context: float = typer.Option(1.0, "--clip-context", help="Seconds of sound a clip "
+                                       "keeps before and after its window, sequence or event "
+                                       "(within the recording); the page marks where the "
+                                       "event lies in the clip."),
+    playback_rate: str = typer.Option("auto", "--playback-rate", metavar="auto|N",
+                                      help="Play clips and timelines N times faster than "
+                                      "recorded (N < 1: slower). auto: 1 for recordings that "
+                                      "reach audible frequencies; 2, 5, 10... for infrasonic "
+                                      "and low-rate ones (10 for 50 Hz, so 10-25 Hz blue-whale "
+                                      "calls are heard at 100-250 Hz). Audio is written at 8 "
+                                      "kHz or more: browsers do not play low-rate WAV."),
     gallery_size: int = typer.Option(8, "--gallery-size", help="Spectrograms per cluster "
                                      "gallery, the medoid included."),
     galleries: int = typer.Option(12, "--galleries", help="Clusters given a gallery (the "
@@ -62,11 +73,12 @@ def report_cmd(
 
     rep = Reporter(quiet, "wsd report")
     opts = ReportOptions(projection=projection, max_points=max_points, max_clips=max_clips,
-                         clip_seconds=clip_seconds, gallery_size=gallery_size,
+                         clip_seconds=clip_seconds, clip_context=clip_context,
+                         playback_rate=playback_rate, gallery_size=gallery_size,
                          galleries=galleries, novel=novel, events=events, timelines=timelines,
                          timeline_seconds=timeline_seconds, seed=seed, follow=follow)
     out = build_report([str(p) for p in inputs], output, opts, force=force,
-                       warn=lambda msg, path=None: rep.warn(msg, path))
+                       warn=lambda msg, path=None: rep.warn(msg, path), progress=rep)
     more = f" ({out['clips_left_out']} left out: --max-clips)" if out["clips_left_out"] else ""
     rep.note(f"{len(out['figures'])} figures, {len(out['clips'])} clips{more} -> {out['page']}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -28,6 +27,16 @@ def slice_cmd(
                                          "[default: sr/2 minus one bin]."),
     channel: str = typer.Option("mix", "--channel", help="'mix' (mean of channels) or a "
                                 "channel number counted from 0."),
+    freq_scale: str = typer.Option("linear", "--freq-scale", help="linear: the FFT bins; mel: "
+                                   "--n-mels triangular bands on the mel scale between --fmin "
+                                   "and --fmax."),
+    n_mels: int = typer.Option(64, "--n-mels", help="Bands with --freq-scale mel."),
+    scale: str = typer.Option("db", "--scale", help="db: magnitude in dB re a full-scale sine; "
+                              "log1p: log(1 + 100 |X|); pcen: per-channel energy normalisation "
+                              "(librosa's definition; state carried across blocks)."),
+    whiten: Optional[float] = typer.Option(None, "--whiten", metavar="Q", help="Subtract each "
+                                           "band's Q-th percentile over the recording (within "
+                                           "60 s either side): values above the noise floor."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV path,label or "
                                           "path,start_s,end_s,label, or a Raven selection "
                                           "table; each window gets the label of the event "
@@ -54,10 +63,12 @@ def slice_cmd(
 
     Each file is decoded in blocks (bounded memory whatever its length), mixed to mono or one
     channel, resampled with a polyphase filter when --sample-rate differs, and framed without
-    centring: frame i covers samples [i*hop, i*hop+n_fft) under a periodic Hann window. Of the
+    centring: frame i covers samples `[i*hop, i*hop + n_fft)` under a periodic Hann window. Of the
     n_fft/2+1 FFT bins the Nyquist bin is dropped, so the defaults give the Convnet V1 seed's
     32 x 256 windows. Values are magnitude in dB re a full-scale sine, floored at -100 dB
-    (digital silence reads exactly -100). A file shorter than one window gives one
+    (digital silence reads exactly -100); --freq-scale mel, --scale log1p|pcen and --whiten
+    choose other front ends (wsd/dsp/frontend.py), stored with the windows so that models
+    refuse windows made otherwise. A file shorter than one window gives one
     zero-padded window, flagged 'padded', with a warning. The audio after the last whole
     window (less than one step) is not covered.
 
@@ -83,57 +94,34 @@ def slice_cmd(
     identical to an uninterrupted run. A failed run removes its temporary files; finished
     shards stay for the re-run (the folder is removed when it holds none).
     """
-    from wsd.errors import OutputError
+    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.inputs import expand_inputs
     from wsd.io.labels import read_labels
-    from wsd.pipeline.slice import SliceParams, common_rate, run_slice
-    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.store import check_output
+    from wsd.pipeline.slice import SliceParams, common_rate, describe_windows, run_slice
 
     rep = Reporter(quiet, "wsd slice")
     files = expand_inputs(audio)
-    check_output(output, force)  # before reading any audio header
-    if os.path.realpath(output) in {os.path.realpath(f) for f in files}:
-        raise OutputError("is also an input: it would be overwritten", str(output))
+    check_output(output, force, inputs=files)  # before reading any audio header
     if sample_rate is None:
         sample_rate = common_rate(files, skip_bad)
     spec = SpectrogramParams(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
                              frames=frames, step=step or frames, fmin=fmin, fmax=fmax,
-                             channel=channel)
+                             channel=channel, freq_scale=freq_scale, n_mels=n_mels,
+                             scale=scale, whiten=whiten)
     params = SliceParams(spec, dtype=dtype, labels=str(labels) if labels else None, join=join,
                          workers=workers, skip_bad=skip_bad, drop_silence=drop_silence)
-    table = read_labels(labels) if labels else None
-
-    state = {}
-
-    def report(event, arg):
-        if event == "start":
-            state["bar"] = rep.progress("slicing", arg, "files")
-            state["advance"] = state["bar"].__enter__()
-        elif event == "file":
-            for w in arg.warnings:
-                rep.warn(w, arg.path)
-            if arg.error:
-                rep.warn(f"skipped: {arg.error}", arg.path)
-            state["advance"](1, status=Path(arg.path).name[:40])
-        elif event == "join":
-            state["bar"].__exit__(None, None, None)
-            state.pop("bar")
-
-    try:
-        s = run_slice(files, output, params, [history_entry("slice")], force=force,
-                      scheduler=scheduler, label_table=table, report=report)
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
+    table = read_labels(labels, n_inputs=len(files)) if labels else None
+    s = run_slice(files, output, params, [history_entry("slice")], force=force,
+                  scheduler=scheduler, label_table=table, progress=rep)
     if table is not None and table.unused():
         rep.warn(f"{len(table.unused())} label path(s) match no input, e.g. "
                  f"{table.unused()[0]}", str(labels))
-    bad = len(s["bad"])
     extra = [f"{s['padded']} padded", f"{s['truncated']} truncated", f"{s['damaged']} damaged",
-             f"{bad} skipped as bad",
-             f"{s['reused']} resumed"]
+             f"{len(s['bad'])} skipped as bad", f"{s['reused']} resumed"]
+    extra = ", ".join(x for x in extra if not x.startswith("0 "))
     rep.note(f"{s['ok']}/{len(files)} files -> {s['windows']} windows of "
-             f"{spec.frames}x{spec.bins} ({s['bytes'] / 1e6:.1f} MB, {s['mode']}) in {output} "
-             f"({', '.join(x for x in extra if not x.startswith('0 '))})".replace(" ()", ""))
+             f"{spec.frames}x{spec.bins}, {describe_windows(spec)}, {s['bytes'] / 1e6:.1f} MB "
+             f"({s['mode']}) in {output}"
+             + (f" ({extra})" if extra else ""))
     return 0

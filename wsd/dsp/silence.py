@@ -1,4 +1,4 @@
-"""Silence detection without training, and merging window decisions into events.
+"""Silence detection without training.
 
 Silence detector
 ----------------
@@ -30,10 +30,8 @@ Two passes, so ``wsd slice --drop-silence`` can stream a file block by block: ca
 :func:`frame_energy` on each block (one float per frame), then :func:`decide` once on all of
 them. :func:`detect_silence` does both.
 
-Events and metrics
-------------------
-:func:`events_from_decisions` merges positive windows (of any detector) into events;
-:mod:`wsd.metrics.detection` scores a detector against labels.
+Events are made from window decisions by :mod:`wsd.dsp.events`; :mod:`wsd.metrics.detection`
+scores a detector against labels.
 """
 
 from __future__ import annotations
@@ -338,67 +336,3 @@ def detect_silence(
         floor = bin_floor(window_floor(windows_db), source_id, start_s, params.floor_span_s)
     energy = frame_energy(windows_db, freqs, params, floor)
     return decide(energy, source_id, start_s, params, hop_s=hop_s)
-
-
-def events_from_decisions(
-    source_id: np.ndarray,
-    start_s: np.ndarray,
-    end_s: np.ndarray,
-    positive: np.ndarray,
-    score: np.ndarray,
-    min_gap_s: float = 0.0,
-    min_duration_s: float = 0.0,
-) -> dict[str, np.ndarray]:
-    """Merge positive windows into events.
-
-    Positive windows of one recording, in time order, join the current event when they start at
-    most ``min_gap_s`` after its end (overlapping windows always join); events lasting less than
-    ``min_duration_s`` are dropped.
-
-    Parameters
-    ----------
-    source_id : int ``(n,)``; start_s, end_s : float ``(n,)`` seconds; positive : bool ``(n,)``;
-    score : float ``(n,)``, per-window score (probability, dB above floor...).
-
-    Returns
-    -------
-    dict of ``(m,)`` arrays, ordered by recording then start: ``source_id`` int64,
-    ``start_s`` and ``end_s`` float64, ``score`` float64 (the largest window score),
-    ``n_windows`` int64.
-    """
-    if min_gap_s < 0 or min_duration_s < 0:
-        raise UsageError("min_gap_s and min_duration_s must be >= 0 seconds")
-    source_id = np.asarray(source_id)
-    start_s = np.asarray(start_s, dtype=np.float64)
-    end_s = np.asarray(end_s, dtype=np.float64)
-    positive = np.asarray(positive, dtype=bool)
-    score = np.asarray(score, dtype=np.float64)
-    _check_rows(positive.size, source_id=source_id, start_s=start_s, end_s=end_s,
-                positive=positive, score=score)
-    if np.any(end_s < start_s):
-        raise BadInputError("some windows end before they start")
-
-    sel = np.flatnonzero(positive)
-    order = sel[np.lexsort((start_s[sel], source_id[sel]))]
-    sid, st, en, sc = source_id[order], start_s[order], end_s[order], score[order]
-    new = np.ones(order.size, dtype=bool)
-    if order.size:
-        _, first = np.unique(sid, return_index=True)
-        reach = np.empty_like(en)  # running latest end within each recording
-        for a, b in zip(first, np.append(first[1:], order.size)):
-            reach[a:b] = np.maximum.accumulate(en[a:b])
-        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - reach[:-1] > min_gap_s)
-    heads = np.flatnonzero(new)
-    if heads.size == 0:
-        ev_end = ev_score = np.zeros(0)
-    else:
-        ev_end = np.maximum.reduceat(en, heads)
-        ev_score = np.maximum.reduceat(sc, heads)
-    keep = ev_end - st[heads] >= min_duration_s
-    return {
-        "source_id": sid[heads][keep].astype(np.int64),
-        "start_s": st[heads][keep],
-        "end_s": ev_end[keep],
-        "score": ev_score[keep],
-        "n_windows": np.diff(np.append(heads, order.size))[keep].astype(np.int64),
-    }

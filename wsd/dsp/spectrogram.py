@@ -25,6 +25,10 @@ import scipy.fft
 from wsd.errors import UsageError
 
 DTYPES = ("float16", "float32")
+FREQ_SCALES = ("linear", "mel")
+SCALES = ("db", "log1p", "pcen")
+#: --whiten follows the noise floor over this many seconds either side of a window.
+WHITEN_SPAN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class SpectrogramParams:
     fmax: float | None = None
     floor_db: float = -100.0
     channel: str = "mix"
+    freq_scale: str = "linear"
+    n_mels: int = 64
+    scale: str = "db"
+    whiten: float | None = None
 
     def __post_init__(self):
         def need(cond, msg):
@@ -54,6 +62,16 @@ class SpectrogramParams:
         need(self.floor_db < 0, f"floor_db must be negative (got {self.floor_db})")
         if self.fmax is not None:
             need(self.fmax > self.fmin, f"--fmax ({self.fmax}) must be above --fmin ({self.fmin})")
+        need(self.freq_scale in FREQ_SCALES, f"--freq-scale must be one of "
+             f"{', '.join(FREQ_SCALES)} (got {self.freq_scale})")
+        need(self.scale in SCALES, f"--scale must be one of {', '.join(SCALES)} "
+             f"(got {self.scale})")
+        need(self.n_mels >= 1, f"--n-mels must be at least 1 (got {self.n_mels})")
+        need(self.whiten is None or 0 <= self.whiten <= 100,
+             f"--whiten takes a percentile in [0, 100] (got {self.whiten})")
+        if self.freq_scale == "mel":
+            need(self.fmin < self.top(), f"--fmin ({self.fmin}) must be below --fmax / "
+                 f"Nyquist ({self.top():g} Hz)")
         need(len(self.bin_indices()) > 0,
              f"no frequency bin lies in [{self.fmin}, {self.fmax}] Hz at "
              f"{self.sample_rate} Hz with --n-fft {self.n_fft}")
@@ -61,19 +79,37 @@ class SpectrogramParams:
             need(str(self.channel).isdigit(), f"--channel must be 'mix' or a channel number "
                                               f"counted from 0 (got {self.channel!r})")
 
+    def top(self) -> float:
+        """Highest frequency of the band (Hz): --fmax, else just below Nyquist."""
+        nyq = self.sample_rate / 2 - self.sample_rate / self.n_fft
+        return nyq if self.fmax is None else min(float(self.fmax), self.sample_rate / 2)
+
     def bin_indices(self) -> np.ndarray:
-        """Indices into the rfft bins kept (Nyquist bin dropped, then cropped)."""
+        """Indices into the rfft bins kept (Nyquist bin dropped, then cropped); with mel
+        bands, the bins the filterbank reads."""
         f = np.arange(self.n_fft // 2) * (self.sample_rate / self.n_fft)
         hi = np.inf if self.fmax is None else self.fmax
         return np.flatnonzero((f >= self.fmin) & (f <= hi))
 
     def freqs(self) -> np.ndarray:
-        """Centre frequency in Hz of each kept bin, shape (bins,)."""
+        """Centre frequency in Hz of each kept bin (mel: band), shape (bins,)."""
+        if self.freq_scale == "mel":
+            from wsd.dsp.frontend import mel_filterbank
+
+            return mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin,
+                                  self.top())[1]
         return self.bin_indices() * (self.sample_rate / self.n_fft)
 
     @property
     def bins(self) -> int:
-        return len(self.bin_indices())
+        return self.n_mels if self.freq_scale == "mel" else len(self.bin_indices())
+
+    @property
+    def units(self) -> str:
+        """What the values of a window are."""
+        u = {"db": "dB re full-scale sine", "log1p": "log(1 + 100 |X|)", "pcen": "PCEN"}
+        return u[self.scale] + (" above the recording's noise floor" if self.whiten is not None
+                                else "")
 
     @property
     def window_samples(self) -> int:
@@ -100,13 +136,15 @@ class SpectrogramParams:
         fmax = "sr/2" if self.fmax is None else f"{self.fmax:g}"
         return (f"sample_rate={self.sample_rate} n_fft={self.n_fft} hop_length={self.hop_length} "
                 f"frames={self.frames} bins={self.bins} fmin={self.fmin:g} fmax={fmax} "
-                f"floor_db={self.floor_db:g}")
+                f"floor_db={self.floor_db:g} freq_scale={self.freq_scale} scale={self.scale} "
+                f"whiten={self.whiten}")
 
     def comparable(self) -> dict:
         """The settings that must agree between a model and the windows it reads."""
         return {"sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "frames": self.frames, "bins": self.bins,
-                "fmin": float(self.fmin), "fmax": self.fmax, "floor_db": float(self.floor_db)}
+                "fmin": float(self.fmin), "fmax": self.fmax, "floor_db": float(self.floor_db),
+                "freq_scale": self.freq_scale, "scale": self.scale, "whiten": self.whiten}
 
 
 class Spectrogrammer:
@@ -124,11 +162,23 @@ class Spectrogrammer:
         w = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(p.n_fft) / p.n_fft)).astype(np.float32)
         self._win = w
         keep = p.bin_indices()
-        self._bins = len(keep)
+        self._bins = p.bins
+        self._mel = None
+        if p.freq_scale == "mel":
+            from wsd.dsp.frontend import mel_filterbank
+
+            fb = mel_filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin, p.top())[0]
+            keep = np.flatnonzero(fb.sum(1) > 0)
+            self._mel = np.ascontiguousarray(fb[keep])
         contiguous = len(keep) and keep[-1] - keep[0] + 1 == len(keep)
         self._keep = slice(int(keep[0]), int(keep[-1]) + 1) if contiguous else keep
         self._scale_db = np.float32(20 * np.log10(2.0 / float(w.sum())))
         self._floor_mag = np.float32(10 ** ((p.floor_db - self._scale_db) / 20))
+        self._pcen = None
+        if p.scale == "pcen":
+            from wsd.dsp.frontend import Pcen
+
+            self._pcen = Pcen(p.sample_rate, p.hop_length)
         self._samples = np.zeros(0, np.float32)
         self._skip = 0  # samples to drop before the next frame (hop_length > n_fft)
         self._frames = np.zeros((0, p.bins), np.float32)
@@ -137,19 +187,28 @@ class Spectrogrammer:
         self.n_samples = 0
 
     def frames_db(self, x: np.ndarray) -> np.ndarray:
-        """All complete frames of ``x`` (1-D, starting on a frame boundary), (n, bins) dB."""
+        """All complete frames of ``x`` (1-D, starting on a frame boundary), (n, bins), in
+        the front end's scale (dB by default)."""
         p = self.p
         if len(x) < p.n_fft:
             return np.zeros((0, self._bins), np.float32)
         n = 1 + (len(x) - p.n_fft) // p.hop_length
         fr = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[:: p.hop_length][:n]
         spec = scipy.fft.rfft(fr * self._win, axis=1)[:, self._keep]
-        db = np.abs(spec)  # (n, bins) float32
-        np.maximum(db, self._floor_mag, out=db)
-        np.log10(db, out=db)
-        db *= 20
-        db += self._scale_db
-        return db
+        mag = np.abs(spec)  # (n, bins) float32
+        if self._mel is not None:
+            mag = mag @ self._mel
+        if p.scale == "log1p":
+            from wsd.dsp.frontend import LOG1P_GAIN
+
+            return np.log1p(LOG1P_GAIN * mag).astype(np.float32)
+        if p.scale == "pcen":
+            return self._pcen(mag)
+        np.maximum(mag, self._floor_mag, out=mag)
+        np.log10(mag, out=mag)
+        mag *= 20
+        mag += self._scale_db
+        return mag
 
     def _emit(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.p

@@ -6,7 +6,12 @@ Accepted, detected from the header line:
 * CSV ``path,start_s,end_s,label``: events in seconds from the file's start;
 * a Raven selection table (tab-separated, ``Begin Time (s)``, ``End Time (s)``, a file column
   ``Begin Path``/``Begin File``, a label column ``Label``/``Annotation``/``Class``/``Call
-  Type``/``Species``; ``File Offset (s)`` is preferred to ``Begin Time (s)`` when present).
+  Type``/``Species``; ``File Offset (s)`` is preferred to ``Begin Time (s)`` when present);
+* an Audacity label track (``start<TAB>end<TAB>label`` lines, no header; the spectral
+  selection lines Audacity writes after a label, starting with a backslash, are skipped).
+
+A Raven table without a file column and an Audacity label track name no file: they label the
+one audio input, and are refused when there are several.
 
 A label row's path matches an audio input when it names the same file (relative to the
 label file's folder, or to the current folder) or when it is a trailing part of the input's
@@ -30,6 +35,8 @@ RAVEN_FILE_COLS = ("Begin Path", "Begin File", "File", "Sound", "Filename")
 RAVEN_LABEL_COLS = ("Label", "label", "Annotation", "Class", "Call Type", "Species", "Type")
 
 Event = tuple[float, float, str]
+#: The key of the events of a table that names no file (they label the only input).
+ANY_FILE = "*"
 
 
 @dataclass
@@ -47,6 +54,10 @@ class LabelTable:
         ap = Path(os.path.realpath(audio_path))
         out: list[Event] = []
         for key, evs in self.events.items():
+            if key == ANY_FILE:
+                self.used.add(key)
+                out.extend(evs)
+                continue
             kp = Path(key)
             hit = False
             if kp.is_absolute():
@@ -78,8 +89,13 @@ def _num(v: str, what: str, src: str, line: int) -> float:
     return x
 
 
-def read_labels(path) -> LabelTable:
-    """Parse a label table (see module docstring). Raises BadInputError naming the line."""
+def read_labels(path, n_inputs: int | None = None, need_label: bool = True) -> LabelTable:
+    """Parse a label table (see module docstring). Raises BadInputError naming the line.
+
+    ``n_inputs``: how many audio files it is for; a table that names no file is refused
+    when there are several. ``need_label=False``: time ranges without labels are accepted
+    (``path,start_s,end_s``, a Raven table without a label column: the queries of ``wsd
+    search``); their label is ""."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -89,6 +105,8 @@ def read_labels(path) -> LabelTable:
         raise BadInputError(f"cannot read label file ({e})", p) from None
     first = text.split("\n", 1)[0]
     src = str(p)
+    if _audacity(first):
+        return _single(_read_audacity(text, src, p), n_inputs, p)
     raven = "\t" in first and ("Begin Time (s)" in first or "Selection" in first)
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if raven else ","))
     if not rows:
@@ -98,25 +116,28 @@ def read_labels(path) -> LabelTable:
     if raven:
         fcol = next((c for c in RAVEN_FILE_COLS if c in cols), None)
         lcol = next((c for c in RAVEN_LABEL_COLS if c in cols), None)
-        if fcol is None or lcol is None:
+        if lcol is None and need_label:
             raise BadInputError(
-                "Raven table needs a file column (one of " + ", ".join(RAVEN_FILE_COLS) +
-                ") and a label column (one of " + ", ".join(RAVEN_LABEL_COLS) + ")", p)
+                "Raven table needs a label column (one of " + ", ".join(RAVEN_LABEL_COLS) +
+                ")", p)
         off = "File Offset (s)" if "File Offset (s)" in cols else None
         for i, r in enumerate(rows, start=2):
             b = _num(r.get("Begin Time (s)"), "Begin Time (s)", src, i)
             e = _num(r.get("End Time (s)"), "End Time (s)", src, i)
             start = _num(r[off], off, src, i) if off else b
-            table.events.setdefault(r[fcol], []).append((start, start + (e - b), r[lcol]))
-        return table
+            key = r[fcol] if fcol else ANY_FILE
+            lab = r[lcol] if lcol else ""
+            table.events.setdefault(key, []).append((start, start + (e - b), lab))
+        return _single(table, n_inputs, p) if fcol is None else table
     low = {c.strip().lower(): c for c in cols if c is not None}
-    if "path" not in low or "label" not in low:
+    has_t = "start_s" in low and "end_s" in low
+    if "path" not in low or ("label" not in low and (need_label or not has_t)):
         raise BadInputError("label CSV needs columns path,label or path,start_s,end_s,label "
                             f"(found: {','.join(cols)})", p)
-    has_t = "start_s" in low and "end_s" in low
     table.kind = "events" if has_t else "clip"
     for i, r in enumerate(rows, start=2):
-        fp, lab = r[low["path"]], (r[low["label"]] or "").strip()
+        fp = r[low["path"]]
+        lab = (r[low["label"]] or "").strip() if "label" in low else ""
         if not fp:
             raise BadInputError(f"line {i}: empty path", p)
         if has_t:
@@ -127,6 +148,46 @@ def read_labels(path) -> LabelTable:
             table.events.setdefault(fp, []).append((a, b, lab))
         else:
             table.events.setdefault(fp, []).append((0.0, math.inf, lab))
+    return table
+
+
+def _audacity(first: str) -> bool:
+    """An Audacity label track starts with ``number<TAB>number<TAB>label``."""
+    cells = first.rstrip("\r").split("\t")
+    if len(cells) < 2:
+        return False
+    try:
+        float(cells[0]), float(cells[1])
+    except ValueError:
+        return False
+    return True
+
+
+def _read_audacity(text: str, src: str, p: Path) -> LabelTable:
+    table = LabelTable(source=src, kind="audacity", base=p.parent)
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("\\"):
+            continue  # blank, or the spectral selection (\tfmin\tfmax) of the label above
+        cells = line.split("\t")
+        if len(cells) < 2:
+            raise BadInputError(f"line {i}: an Audacity label is start<TAB>end<TAB>label", p)
+        a = _num(cells[0], "start", src, i)
+        b = _num(cells[1], "end", src, i)
+        if b < a:
+            raise BadInputError(f"line {i}: end ({b}) is before start ({a})", p)
+        lab = cells[2].strip() if len(cells) > 2 else ""
+        table.events.setdefault(ANY_FILE, []).append((a, max(b, a + 1e-9), lab))
+    if not table.events:
+        raise BadInputError("Audacity label track holds no labels", p)
+    return table
+
+
+def _single(table: LabelTable, n_inputs: int | None, p: Path) -> LabelTable:
+    """A table naming no file labels the only input: refuse it for several."""
+    if n_inputs is not None and n_inputs > 1:
+        raise BadInputError(f"names no audio file (an Audacity label track, or a Raven table "
+                            f"without a file column): it can label only one input, not "
+                            f"{n_inputs}", p)
     return table
 
 

@@ -44,11 +44,14 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5
     ``fnr``) and ``notes``. A value that is undefined for this data (AUC with one class,
     precision with no predicted positive, ...) is None and ``notes`` says why.
     """
-    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+    from sklearn.metrics import (average_precision_score, confusion_matrix,
+                                 precision_recall_fscore_support, roc_auc_score)
 
     y, s = _labels_scores(y_true, score)
     pred = s >= threshold
     (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[False, True]).tolist()
+    prf = precision_recall_fscore_support(y, pred, labels=[True], zero_division=np.nan)
+    precision, recall, f1 = (None if np.isnan(v[0]) else float(v[0]) for v in prf[:3])
     pos, neg = tp + fn, tn + fp
     notes = []
     if pos == 0 or neg == 0:
@@ -62,11 +65,8 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5
         ap = None
     else:
         ap = float(average_precision_score(y, s))
-    precision = _ratio(tp, tp + fp)
     if precision is None:
         notes.append(f"precision undefined: no score reaches the threshold {threshold:g}")
-    recall = _ratio(tp, pos)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
     if f1 is None:
         notes.append("f1 undefined: no positive in y_true and none predicted")
     return {
@@ -84,6 +84,30 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5
                   "fnr": _ratio(fn, pos)},
         "notes": notes,
     }
+
+
+def decision_metrics(y: np.ndarray, score: np.ndarray, decision: np.ndarray) -> dict:
+    """:func:`binary_metrics` of the decisions actually made (``decision`` ``(n,)`` bool:
+    accuracy, precision, recall, F1, confusion, rates), with ROC AUC and average precision
+    ranked by ``score``; for a detector whose decisions are not a plain threshold on its
+    score (the silence detector's hysteresis)."""
+    ranked = binary_metrics(y, score)
+    made = binary_metrics(y, np.asarray(decision, np.float64), 0.5)
+    made["roc_auc"], made["average_precision"] = ranked["roc_auc"], ranked["average_precision"]
+    made["notes"] = sorted(set(ranked["notes"]) | set(made["notes"]))
+    made.pop("threshold")
+    return made
+
+
+def detector_metrics(y: np.ndarray, score: np.ndarray, decided: np.ndarray,
+                     source_id: np.ndarray) -> dict:
+    """:func:`decision_metrics` per window and per recording (a recording is positive when
+    any window is, its score its highest window score, detected when any window is); all
+    inputs ``(n,)``."""
+    rec, ry, rs = per_recording(y, score, source_id)
+    _, _, rd = per_recording(y, np.asarray(decided, np.float64), source_id)
+    return {"window": decision_metrics(y, score, decided),
+            "recording": decision_metrics(ry, rs, rd > 0.5), "n_recordings": int(len(rec))}
 
 
 def per_recording(

@@ -1,10 +1,10 @@
 """Registry of encoder architectures, filled by the ``@register(name)`` decorator.
 
-Each architecture lives in its own module ``wsd/models/<name>.py`` and registers a
-:class:`wsd.models.base.WsdModel` subclass.  This module does not import torch: the
-architecture modules listed in ``_MODULES`` are imported on first use (``names``, ``get``,
-``build``), so the CLI can import the registry at start-up for free.  Adding an
-architecture is adding one file and one entry to ``_MODULES``.
+Each architecture lives in its own module ``wsd/models/arch/<name>.py`` and registers a
+:class:`wsd.models.base.WsdModel` subclass.  This module does not import torch: every module
+of :mod:`wsd.models.arch` is imported on first use (``names``, ``get``, ``build``), so the
+CLI can import the registry at start-up for free.  Adding an architecture is adding one
+file; help texts, ``wsd info`` and the contract tests list the registry.
 
 >>> from wsd import models
 >>> models.names()                                        # doctest: +SKIP
@@ -24,8 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["UnknownArchitecture", "ArchParamError", "register", "get", "names", "build"]
 
-# Modules under wsd/models/ imported (once) on first use of the registry.
-_MODULES = ["convae", "lstm", "gan", "vanillacnn", "inception", "attention", "xception", "vit", "readout"]
 
 _REGISTRY: dict[str, type] = {}
 _loaded = False
@@ -62,12 +60,16 @@ def register(name: str) -> Callable[[type], type]:
 
 
 def _load() -> None:
-    """Import every architecture module in ``_MODULES`` (this imports torch)."""
+    """Import every module of :mod:`wsd.models.arch` (this imports torch)."""
     global _loaded
     if _loaded:
         return
-    for module in _MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    import pkgutil
+
+    from wsd.models import arch
+
+    for info in sorted(pkgutil.iter_modules(arch.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{arch.__name__}.{info.name}")
     _loaded = True
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from wsd.errors import BadInputError
 from wsd.models import ArchParamError
 
-__all__ = ["WsdModel", "AutoencoderModel", "format_layer_table", "LayerRow"]
+__all__ = ["WsdModel", "AutoencoderModel", "format_layer_table", "LayerRow", "summary_forward"]
 
 LayerRow = tuple[str, str, str, int, int]
 AutocastFactory = Callable[[], ContextManager[Any]]
@@ -305,6 +305,24 @@ class AutoencoderModel(WsdModel):
 
     def _summary_forward(self, x: torch.Tensor) -> None:
         self(x)
+
+
+def summary_forward(model: nn.Module, run: Callable[[], Any]) -> None:
+    """Call ``run()`` (a forward pass) with a hook that also calls every
+    ``nn.MultiheadAttention``'s ``out_proj`` on the attention output, so forward hooks
+    (:meth:`wsd.models.base.WsdModel.layer_table`) see it and count its parameters.  Only
+    for the summary pass: the extra call's result is discarded."""
+
+    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+        module.out_proj(output[0])
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, nn.MultiheadAttention)]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def format_layer_table(rows: list[LayerRow]) -> str:

@@ -5,6 +5,8 @@ buffer, so files much larger than memory train with bounded memory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from wsd.errors import BadInputError
@@ -26,37 +28,109 @@ def make_runs(source_id: np.ndarray, index: np.ndarray, run: int) -> np.ndarray:
     return np.asarray(runs, np.int64)
 
 
-def split_by_source(source_id: np.ndarray, val_fraction: float, seed: int
-                    ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Train and validation window indices, split by recording (never by window).
+#: Below this variance (dB^2) the training windows are taken as constant.
+MIN_VARIANCE_DB2 = 1e-6
+#: With fewer recordings than this, validation takes the end of every recording instead
+#: of whole recordings (holding out one of four recordings would drop a quarter of them).
+MIN_RECORDINGS_WHOLE = 10
+#: Validation never takes more than this multiple of --val-fraction of the windows.
+MAX_VAL_OVERSHOOT = 1.5
 
-    Recordings are drawn in a seeded order into validation until it holds ``val_fraction``
-    of the windows. With a single recording, its last ``val_fraction`` (a contiguous block)
-    is held out instead, and the returned note says so.
-    """
+
+@dataclass
+class Split:
+    """Training and validation window indices, what was done, and warnings for the user."""
+
+    train: np.ndarray
+    val: np.ndarray
+    note: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def split_by_source(source_id: np.ndarray, val_fraction: float, seed: int,
+                    labels: np.ndarray | None = None) -> Split:
+    """Hold out about ``val_fraction`` of the windows for validation, keeping most of the
+    data, and every recording and class, for training.
+
+    * With at least :data:`MIN_RECORDINGS_WHOLE` recordings, whole recordings are held out
+      (neighbouring windows of one recording would otherwise leak), drawn in a seeded order,
+      never more than half of them nor more than ``MAX_VAL_OVERSHOOT * val_fraction`` of the
+      windows.
+    * With fewer, the last ``val_fraction`` of every recording (a contiguous block) is held
+      out instead: all recordings stay in training.
+    * ``labels`` ``(n,)`` (class ids, -1 unused): the split is stratified: a class found in
+      fewer than two recordings, or that the draw would leave out of either side, has the
+      end of each of its recordings held out, so both sides see every class.
+    A split that still leaves a class out of one side, or holds out much more than asked,
+    comes with a warning."""
     n = len(source_id)
     idx = np.arange(n)
     if val_fraction <= 0:
-        return idx, idx[:0], "no validation split (--val-fraction 0)"
+        return Split(idx, idx[:0], "no validation split (--val-fraction 0)")
+    source_id = np.asarray(source_id)
     sources, counts = np.unique(source_id, return_counts=True)
-    if len(sources) < 2:
-        k = max(1, int(round(n * val_fraction)))
-        if n - k < 1:
-            raise BadInputError(f"only {n} window(s): too few to hold out a validation part")
-        return idx[: n - k], idx[n - k :], ("one recording only: validation is its last "
-                                            f"{k} windows (a contiguous block)")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(sources))
-    target = val_fraction * n
-    val_src, total = [], 0
-    for i in order[:-1]:  # keep at least one recording for training
-        if total >= target:
-            break
-        val_src.append(sources[i])
-        total += counts[i]
-    is_val = np.isin(source_id, val_src)
-    note = f"validation: {len(val_src)} of {len(sources)} recordings, {int(is_val.sum())} windows"
-    return idx[~is_val], idx[is_val], note
+    if n < 2:
+        raise BadInputError(f"only {n} window(s): too few to hold out a validation part")
+    is_val = np.zeros(n, bool)
+    if len(sources) >= MIN_RECORDINGS_WHOLE:
+        rng = np.random.default_rng(seed)
+        target, cap = val_fraction * n, MAX_VAL_OVERSHOOT * val_fraction * n
+        chosen, total = [], 0
+        for i in rng.permutation(len(sources)):
+            if total >= target or len(chosen) >= len(sources) // 2:
+                break
+            if total + counts[i] <= cap:
+                chosen.append(sources[i])
+                total += counts[i]
+        is_val = np.isin(source_id, chosen)
+        how = f"{len(chosen)} of {len(sources)} recordings"
+    else:
+        is_val = _tails(source_id, np.ones(n, bool), val_fraction)
+        how = f"the last {val_fraction:.0%} of each of the {len(sources)} recordings"
+    if labels is not None:
+        is_val = _stratify(source_id, np.asarray(labels), is_val, val_fraction)
+    split = Split(idx[~is_val], idx[is_val], f"validation: {how}, {int(is_val.sum())} windows")
+    if labels is not None:
+        labels = np.asarray(labels)
+        for c in np.unique(labels[labels >= 0]):
+            where = labels == c
+            if not (where & ~is_val).any() or not (where & is_val).any():
+                side = "training" if not (where & ~is_val).any() else "validation"
+                split.warnings.append(f"class {int(c)} has no window in {side} (it is in too "
+                                      "few windows to split)")
+    if is_val.sum() > MAX_VAL_OVERSHOOT * val_fraction * n + 1:
+        split.warnings.append(f"validation holds {is_val.mean():.0%} of the windows (asked "
+                              f"{val_fraction:.0%}): recordings are few or very unequal")
+    if not (~is_val).any():
+        raise BadInputError("no window left for training after the validation split")
+    return split
+
+
+def _tails(source_id: np.ndarray, among: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of the last ``fraction`` of the windows of each recording (in row order) among
+    the rows where ``among``; a recording with one such window keeps it for training."""
+    out = np.zeros(len(source_id), bool)
+    for s in np.unique(source_id[among]):
+        rows = np.flatnonzero(among & (source_id == s))
+        k = int(round(len(rows) * fraction))
+        if len(rows) >= 2:
+            out[rows[len(rows) - max(1, k):]] = True
+    return out
+
+
+def _stratify(source_id, labels, is_val, fraction) -> np.ndarray:
+    """Move classes missing from one side: such a class's windows are split by their
+    recordings' ends instead (its windows drawn whole go back to training first)."""
+    is_val = is_val.copy()
+    for c in np.unique(labels[labels >= 0]):
+        where = labels == c
+        if (where & is_val).any() and (where & ~is_val).any():
+            continue
+        recs = np.unique(source_id[where])
+        rows = np.isin(source_id, recs) & where
+        is_val[rows] = False
+        is_val |= _tails(source_id, rows, fraction)
+    return is_val
 
 
 def subsample_runs(runs: np.ndarray, max_windows: int | None, seed: int) -> np.ndarray:
@@ -89,8 +163,14 @@ def norm_stats(path: str, runs: np.ndarray, limit: int = 20000) -> tuple[float, 
         if cnt >= limit * x[0].size:
             break
     mean = s / cnt
-    std = float(np.sqrt(max(s2 / cnt - mean * mean, 1e-12)))
-    return float(mean), std
+    var = s2 / cnt - mean * mean
+    if not (np.isfinite(mean) and np.isfinite(var)):
+        raise BadInputError("windows hold NaN or infinite values; nothing was written "
+                            "(re-slice the audio)", path)
+    if var < MIN_VARIANCE_DB2:
+        raise BadInputError(f"the training windows are constant ({mean:.1f} dB): there is "
+                            "nothing to learn (digital silence?)", path)
+    return float(mean), float(np.sqrt(var))
 
 
 def _torch_dataset():
@@ -190,6 +270,9 @@ def loader(path, runs, batch_size, mean, std, *, seed=0, shuffle=True, seq=1, wo
                           input_kind=input_kind, rank=rank, world=world)
     kw = {}
     if workers > 0:
-        kw = {"num_workers": workers, "persistent_workers": True, "prefetch_factor": 4}
+        from wsd.runtime.signals import ignore_in_worker
+
+        kw = {"num_workers": workers, "persistent_workers": True, "prefetch_factor": 4,
+              "worker_init_fn": lambda _: ignore_in_worker()}
     return torch.utils.data.DataLoader(ds, batch_size=None,
                                        generator=torch.Generator().manual_seed(seed), **kw)

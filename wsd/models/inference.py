@@ -1,5 +1,6 @@
-"""Inference with a trained model: load it from its HDF5 file, check the windows were made
-with the same spectrogram settings, and map windows to vectors in batches."""
+"""Inference with a trained model: load it from its HDF5 file (checked: weights that fit the
+architecture and are finite, a usable normalisation), check the windows were made with the
+same spectrogram settings, and map windows to vectors in batches."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
-from wsd.errors import SettingsMismatchError
+from wsd.errors import BadInputError, SettingsMismatchError, UsageError
 
 
 def check_settings(model_spec: dict, windows_spec: dict, windows_bins: int, where: str,
@@ -42,21 +43,64 @@ def check_model_settings(info: dict, windows_spec: dict, windows_bins: int, wher
 
 
 def load_trained(path, device: str = "cpu"):
-    """(model in eval mode on ``device``, model file dict) from a model file."""
+    """(model in eval mode on ``device``, model file dict) from a model file. A file whose
+    weights do not fit its architecture, hold NaN or infinite values, or whose
+    normalisation is unusable is refused (:class:`BadInputError` naming it, exit 65)."""
+    import torch
+
+    from wsd import models
     from wsd.io.store.models import load_model
-    from wsd.pipeline.train import build_model
+    from wsd.runtime.device import to_layout
 
     info = load_model(path)
     cfg = dict(info["config"])
-    frames, bins = cfg.pop("frames"), cfg.pop("bins")
+    try:
+        frames, bins = int(cfg.pop("frames")), int(cfg.pop("bins"))
+    except (KeyError, TypeError, ValueError):
+        raise BadInputError("model config lacks its input shape (frames, bins)", path) from None
     if cfg.get("weights"):
         cfg["weights"] = ""  # pretrained weights were only a starting point: the file has all
-    model = build_model(info["arch"], frames, bins, cfg)
-    model.load_state_dict(info["state_dict"])
-    from wsd.runtime.device import to_layout
-
+    try:
+        model = models.build(info["arch"], frames, bins, **cfg)
+    except UsageError as e:
+        raise BadInputError(f"model cannot be rebuilt: {e}", path) from None
+    try:
+        model.load_state_dict(info["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().split("\n")
+        raise BadInputError(f"weights do not fit the {info['arch']} architecture "
+                            f"({'; '.join(x.strip() for x in first[:3])[:300]})", path) from None
+    bad = [k for k, v in info["state_dict"].items()
+           if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise BadInputError(f"weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''})", path)
+    norm = info["norm"]
+    if not (np.isfinite(norm.get("mean", np.nan)) and np.isfinite(norm.get("std", np.nan))
+            and norm["std"] > 0):
+        raise BadInputError(f"normalisation is unusable (mean {norm.get('mean')}, std "
+                            f"{norm.get('std')}): inputs would become NaN", path)
     model = to_layout(model.to(device)).eval()
     return model, info
+
+
+def model_info(f) -> dict:
+    """``wsd info`` fields of a model file: the layer table and the loss history."""
+    import math
+
+    from wsd.models.base import format_layer_table
+
+    model, info = load_trained(f.path)
+    rows = model.layer_table()
+    hist = info["loss_history"]
+    lines = [f"architecture: {info['arch']} {info['config']}", format_layer_table(rows)]
+    if hist.get("loss"):
+        lines.append("loss history: " + ", ".join(
+            f"{a:.4f}" + (f"/{b:.4f}" if b == b else "")
+            for a, b in zip(hist["loss"], hist.get("val_loss", [math.nan] * len(hist["loss"])))))
+    return {"arch": info["arch"], "arch_config": info["config"],
+            "layers": [list(r) for r in rows], "loss_history": hist,
+            "normalisation": info["norm"], "text_model": "\n".join(lines)}
 
 
 def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
@@ -68,8 +112,8 @@ def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
     autocast (see :mod:`wsd.runtime.device`)."""
     import torch
 
-    from wsd.runtime.device import autocast
     from wsd.models.targets import prepare
+    from wsd.runtime.device import autocast
 
     kind = getattr(model, "input_kind", "spectrogram")
     fn = model.predict_proba if scores else model.encode

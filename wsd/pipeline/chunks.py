@@ -10,7 +10,6 @@ whatever the number of workers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -18,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-#: Windows per task (a multiple of any power-of-two batch size up to 4096).
-CHUNK = 16384
+from wsd.errors import BadInputError
+from wsd.runtime.shards import ShardFolder, file_key, fingerprint
+
+#: Windows per task (a multiple of any power-of-two batch size up to 4096): seconds of
+#: work for a model, so progress over local processes or Dask moves often enough.
+CHUNK = 4096
+#: Modules a local worker process imports once (fork-server preload).
+PRELOAD = ["wsd.pipeline.chunks", "wsd.io.store", "wsd.io.store.rows", "wsd.models.inference",
+           "wsd.pipeline.detect", "torch"]
 
 _MODELS: dict = {}
-
-
-def file_key(path: str) -> list:
-    st = os.stat(path)
-    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,9 @@ class RowTask:
     options: str = "{}"  # JSON of op-specific settings (silence parameters)
 
     def shard(self) -> Path:
-        key = json.dumps([file_key(self.windows), self.model and file_key(self.model),
-                          asdict(self) | {"shard_dir": "", "device": ""}], default=str)
-        h = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return Path(self.shard_dir) / f"{self.op}-{self.a:012d}-{h}.h5"
+        key = fingerprint(file_key(self.windows), self.model and file_key(self.model),
+                          asdict(self) | {"shard_dir": "", "device": ""})
+        return ShardFolder.at(self.shard_dir).name(self.a, key, op=self.op, digits=12)
 
 
 def cached_model(path: str, device: str):
@@ -62,25 +62,45 @@ def cached_model(path: str, device: str):
     return _MODELS[key]
 
 
-def run_rows(task: RowTask) -> tuple[int, str]:
-    """Compute one chunk and write its shard (unless it exists). Returns (a, shard path)."""
+def run_rows(task: RowTask, advance=None) -> tuple[int, str]:
+    """Compute one chunk and write its shard (unless it exists). Returns (a, shard path).
+    Windows holding NaN or infinite values, or a model turning them into such, are refused
+    (:class:`BadInputError` naming the file and the first bad row): never written."""
     from wsd.io.store import open_file
     from wsd.io.store.rows import write_arrays
 
+    advance = advance or (lambda n=1, **_: None)
     shard = task.shard()
     if shard.exists():
+        advance(task.b - task.a)
         return task.a, str(shard)
     with open_file(task.windows, "windows") as f:
         sel = slice(task.a, task.b)
-        if task.op == "silence":
-            out = _silence(f, sel, json.loads(task.options))
-        else:
-            out = _model_rows(f, task)
+        try:
+            if task.op == "silence":
+                out = _silence(f, sel, json.loads(task.options))
+                advance(task.b - task.a)
+            else:
+                out = _model_rows(f, task, advance)
+        except BadInputError as e:  # the array cores name no file: these are its rows
+            if e.path is None:
+                e.path = task.windows
+                e.args = (e.reason, e.path)
+            raise
     write_arrays(shard, out)
     return task.a, str(shard)
 
 
-def _model_rows(f, task: RowTask) -> dict:
+def check_finite(x: np.ndarray, first_row: int, what: str, path: str) -> None:
+    """Refuse rows of ``x`` holding NaN or infinite values (BadInputError naming ``path``)."""
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise BadInputError(f"{len(rows)} {what} hold NaN or infinite values (first: row "
+                            f"{first_row + int(rows[0])}); nothing was written", path)
+
+
+def _model_rows(f, task: RowTask, advance) -> dict:
     from wsd.models.inference import embed_batches
 
     net, info = cached_model(task.model, task.device)
@@ -88,10 +108,15 @@ def _model_rows(f, task: RowTask) -> dict:
 
     def batches():
         for a in range(task.a, task.b, task.batch_size):
-            yield f.read("windows", slice(a, min(task.b, a + task.batch_size)))
+            x = f.read("windows", slice(a, min(task.b, a + task.batch_size)))
+            check_finite(x, a, "windows", task.windows)
+            yield x
+            advance(len(x))
     res = list(embed_batches(net, batches(), float(norm["mean"]), float(norm["std"]),
                              task.device, scores=task.op == "score", amp=task.amp))
     z = np.concatenate(res).astype(np.float32)
+    check_finite(z, task.a, "outputs of the model (its weights or inputs are not usable)",
+                 task.model)
     if task.op == "score":
         return {"score": z[:, 1].copy()}
     return {"embeddings": z}
@@ -121,23 +146,6 @@ def plan(op: str, windows: str, n: int, shard_dir: str, *, source_id=None, **kw)
             if b > a]
 
 
-def shard_dir(out) -> Path:
-    """``OUT.shards/``, created; where a command's chunk results wait until it completes."""
-    d = Path(out).with_name(Path(out).name + ".shards")
-    try:
-        d.mkdir(exist_ok=True)
-    except OSError as e:
-        from wsd.errors import OutputError
-        raise OutputError(f"cannot create {d} ({e.strerror})", out) from None
-    return d
-
-
-def remove(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def collect(shards: list[str]) -> dict[str, np.ndarray]:
     """Concatenate the shards' arrays, in order (for small per-row results)."""
     from wsd.io.store.rows import read_arrays
@@ -149,17 +157,21 @@ def collect(shards: list[str]) -> dict[str, np.ndarray]:
 
 
 def run(tasks: list, *, workers: int = 1, scheduler: str | None = None,
-        progress=lambda n: None) -> list[str]:
-    """Run the tasks (skipping finished shards) and return shard paths in row order."""
+        progress=lambda n=1, **_: None) -> list[str]:
+    """Run the tasks (skipping finished shards) and return shard paths in row order;
+    ``progress(n)`` hears of every batch in-process, of every chunk elsewhere."""
+    import functools
+
     from wsd.runtime.executor import run_tasks
 
+    serial = workers <= 1 and not scheduler
     sizes = {t.a: t.b - t.a for t in tasks}
     done: dict[int, str] = {}
 
     def got(r):
         done[r[0]] = r[1]
-        progress(sizes[r[0]])
-    run_tasks(run_rows, tasks, workers=workers, scheduler=scheduler, on_result=got,
-              preload=["wsd.pipeline.chunks", "wsd.io.store", "wsd.io.store.rows", "wsd.models.inference",
-                       "wsd.pipeline.detect", "torch"])
+        if not serial:
+            progress(sizes[r[0]])
+    fn = functools.partial(run_rows, advance=progress) if serial else run_rows
+    run_tasks(fn, tasks, workers=workers, scheduler=scheduler, on_result=got, preload=PRELOAD)
     return [done[t.a] for t in tasks]

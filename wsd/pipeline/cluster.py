@@ -1,15 +1,22 @@
-"""Coordinator of ``wsd cluster``: embeddings (and a silence mask) in, a clusters file out."""
+"""Coordinator of ``wsd cluster``: embeddings (and a silence mask) in, a clusters file out.
+
+With ``--sample``, the assignment of the other sequences to the sample's medoids can run on
+local processes or a Dask cluster: the prepared sequences are written once to a scratch
+folder beside the output, which each task memory-maps.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wsd.errors import BadInputError, UsageError
+from wsd.pipeline.progress import Progress
 
 #: Store the clustered sequences' DTW matrix in the output up to this many sequences.
 STORE_MATRIX_MAX = 3000
@@ -56,6 +63,16 @@ class ClusterParams:
             raise UsageError("--window must be >= 0")
         if self.novelty_k < 0:
             raise UsageError("--novelty-k must be >= 0")
+        if self.n_clusters is not None and self.n_clusters < 1:
+            raise UsageError(f"--n-clusters must be at least 1 (got {self.n_clusters})")
+        if self.threshold is not None and not (math.isfinite(self.threshold)
+                                               and self.threshold >= 0):
+            raise UsageError(f"--threshold must be a number >= 0 (got {self.threshold})")
+        if self.sample is not None and self.sample < 2:
+            raise UsageError(f"--sample must be at least 2 sequences (got {self.sample})")
+        if self.memory_gb is not None and not (math.isfinite(self.memory_gb)
+                                               and self.memory_gb > 0):
+            raise UsageError(f"--memory-gb must be a positive number (got {self.memory_gb})")
 
 
 def _silent_mask(det, emb) -> np.ndarray:
@@ -70,12 +87,18 @@ def _silent_mask(det, emb) -> np.ndarray:
 
 
 def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, force: bool,
-                report) -> dict:
-    from wsd.discovery import clustering as C
-    from wsd.discovery import dtw
-    from wsd.io.store import atomic_output, open_file
+                progress: Progress | None = None) -> dict:
+    """Cluster the sequences of ``emb_path`` into ``out``; returns a summary."""
+    from wsd.discovery import agglomerative, cost, dtw, sampled
+    from wsd.discovery import sequences as S
+    from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
+                              output_lock)
     from wsd.io.store.rows import RowWriter
+    from wsd.metrics.clustering import label_metrics
 
+    progress = progress or Progress()
+    out = Path(out)
+    check_output(out, force, inputs=[emb_path, p.mask])
     if not dtw.c_available():
         raise dtw.DtwUnavailableError("dtaidistance's C library is not available")
     with open_file(emb_path, "embeddings") as e:
@@ -86,41 +109,56 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
         if p.mask:
             with open_file(p.mask) as d:
                 silent = _silent_mask(d, e)
-        sources, spec = e.sources, e.spectrogram
+        sources, spec, emb_id = e.sources, e.spectrogram, e.file_id
         hist = list(dict.fromkeys(e.history)) + history
+    bad = ~np.isfinite(emb).all(axis=1)
+    if bad.any():
+        raise BadInputError(f"{int(bad.sum())} embeddings hold NaN or infinite values (first: "
+                            f"row {int(np.flatnonzero(bad)[0])})", emb_path)
     if p.per_file:
-        seqs = C.sequences_per_file(sid, st, en)
+        seqs = S.sequences_per_file(sid, st, en)
     else:
-        seqs = C.sequences_from_mask(sid, st, en, silent, min_windows=p.min_windows,
+        seqs = S.sequences_from_mask(sid, st, en, silent, min_windows=p.min_windows,
                                      max_windows=p.max_windows)
     m = len(seqs)
     if m < 2:
         raise BadInputError(f"only {m} sequence(s) to cluster (is the mask all silence?)",
                             emb_path)
+    n_clusters = p.n_clusters
+    n_clu = m if not p.sample else min(m, p.sample)
+    if n_clusters is not None and n_clusters > n_clu:
+        progress.note(f"--n-clusters {n_clusters} is more than the {n_clu} sequences "
+                      f"clustered: at most {n_clu} clusters")
+        n_clusters = n_clu
     x = dtw.preprocess(emb, p.normalize, p.pca, seed=p.seed)
     arrays = seqs.arrays(x)
     limit = int(p.memory_gb * 1e9) if p.memory_gb else None
-    n_clu = m if not p.sample else min(m, p.sample)
-    nbytes, secs = dtw.estimate_cost(n_clu, seqs.lengths, x.shape[1], p.window)
-    report.note(f"{m} sequences of {seqs.lengths.min()}-{seqs.lengths.max()} windows, "
-                f"{x.shape[1]}-d; DTW matrix of {n_clu} sequences: about {nbytes / 1e6:.0f} MB,"
-                f" {secs:.0f} s (dtaidistance C library"
-                f"{', OpenMP' if dtw.openmp_available() else ', no OpenMP: serial'})")
-    kw = {"method": p.linkage, "n_clusters": p.n_clusters, "distance_threshold": p.threshold,
+    nbytes, secs = cost.estimate_cost(n_clu, seqs.lengths, x.shape[1], p.window)
+    progress.note(f"{m} sequences of {seqs.lengths.min()}-{seqs.lengths.max()} windows, "
+                  f"{x.shape[1]}-d; DTW matrix of {n_clu} sequences: about "
+                  f"{nbytes / 1e6:.0f} MB, {secs:.0f} s (dtaidistance C library"
+                  f"{', OpenMP' if dtw.openmp_available() else ', no OpenMP: serial'})")
+    kw = {"method": p.linkage, "n_clusters": n_clusters, "distance_threshold": p.threshold,
           "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit,
           "length_norm": p.length_norm}
-    if p.sample and p.sample < m:
-        res = C.cluster_sampled(arrays, p.sample, seed=p.seed, workers=p.workers,
-                                scheduler=p.scheduler, scratch=Path(out).resolve().parent,
-                                **kw)
-    else:
-        res = C.cluster_sequences(arrays, **kw)
-    seq_labels = C.sequence_labels(labels, seqs) if labels is not None else None
+    with output_lock(out), progress.task("clustering", None, "") as advance:
+        if p.sample and p.sample < m:
+            spread = p.workers > 1 or bool(p.scheduler)
+            assign = (_Distributed(arrays, p.workers, p.scheduler, out.resolve().parent)
+                      if spread else None)
+            res = sampled.cluster_sampled(arrays, p.sample, seed=p.seed, assign_chunks=assign,
+                                          spread=p.workers if not p.scheduler else 8, **kw)
+        else:
+            res = agglomerative.cluster_sequences(arrays, **kw)
+        advance(1)
+    seq_labels = S.sequence_labels(labels, seqs) if labels is not None else None
     metrics = None
     if seq_labels is not None and (seq_labels != "").any():
-        metrics = C.label_metrics(seq_labels, res.labels, res.distance, res.clustered)
+        metrics = label_metrics(seq_labels, res.labels, res.distance, res.clustered)
     k = int(res.labels.max()) + 1
-    params = {**dataclasses.asdict(p), "embeddings": emb_path}
+    params = {**dataclasses.asdict(p), "embeddings": emb_path, "embeddings_id": emb_id}
+    n_mat = len(res.clustered) if len(res.clustered) <= STORE_MATRIX_MAX else 0
+    ensure_space(out, m * 96 + 4 * n_mat * n_mat)
     with atomic_output(out, force) as tmp:
         w = RowWriter(tmp, "clusters", params, spec, hist, sources)
         try:
@@ -144,3 +182,61 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
             w.close()
     return {"n_sequences": m, "n_clusters": k, "silhouette": res.silhouette,
             "metrics": metrics}
+
+
+@dataclass(frozen=True)
+class AssignTask:
+    """One chunk of the ``--sample`` assignment, for a worker process or a Dask worker."""
+
+    folder: str  # rows.npy (all sequences' rows, float64) and offsets.npy (m + 1,)
+    number: int
+    idx: np.ndarray  # the chunk's sequence indices
+    job: object  # wsd.discovery.sampled.AssignJob
+
+
+def run_assign_task(t: AssignTask) -> tuple:
+    """(task number, (labels, distances, novelty)) of one :class:`AssignTask`."""
+    from wsd.discovery.sampled import assign_block
+
+    rows = np.load(Path(t.folder) / "rows.npy", mmap_mode="r")
+    off = np.load(Path(t.folder) / "offsets.npy")
+
+    def seq(i):
+        return np.ascontiguousarray(rows[off[i]:off[i + 1]])
+
+    j = t.job
+    sample_seqs = [seq(i) for i in j.sample.tolist()]
+    return t.number, assign_block([seq(i) for i in t.idx.tolist()], sample_seqs,
+                                  [sample_seqs[k] for k in j.medoids.tolist()], j.medoids,
+                                  j.window, j.novelty_k, True, j.length_norm)
+
+
+class _Distributed:
+    """``assign_chunks`` for :func:`wsd.discovery.sampled.cluster_sampled` on local processes
+    or Dask: the sequences go once to a scratch folder beside the output (every worker must
+    see it), which the tasks memory-map; the folder is removed afterwards."""
+
+    def __init__(self, seqs, workers: int, scheduler: str | None, scratch: Path):
+        self.seqs, self.workers, self.scheduler, self.scratch = seqs, workers, scheduler, scratch
+
+    def __call__(self, chunks: list, job) -> list:
+        import shutil
+        import tempfile
+
+        from wsd.discovery.dtw import as_dtw_inputs
+        from wsd.runtime.executor import run_tasks
+
+        arrays, _ = as_dtw_inputs(self.seqs)
+        folder = Path(tempfile.mkdtemp(prefix=".wsd-assign-", dir=self.scratch))
+        try:
+            np.save(folder / "rows.npy", np.concatenate(arrays))
+            np.save(folder / "offsets.npy",
+                    np.concatenate([[0], np.cumsum([len(a) for a in arrays])]))
+            del arrays
+            tasks = [AssignTask(str(folder), i, idx, job) for i, idx in enumerate(chunks)]
+            done = dict(run_tasks(run_assign_task, tasks, workers=self.workers,
+                                  scheduler=self.scheduler,
+                                  preload=["wsd.pipeline.cluster", "wsd.discovery.sampled"]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return [done[i] for i in range(len(chunks))]

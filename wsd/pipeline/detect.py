@@ -1,41 +1,107 @@
 """Coordinator of ``wsd detect``: per-window scores from the silence detector or a trained
-classifier, decisions, events and metrics, written as a detections file."""
+detector, decisions, events and metrics, written as a detections file."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from wsd.dsp.silence import SilenceParams
 from wsd.errors import UsageError
+from wsd.pipeline.progress import Progress
 
-CHUNK = 2048
+
+@dataclass(frozen=True)
+class DetectParams:
+    """What ``wsd detect`` was asked to do (validated here; saved in the output).
+
+    silence : the silence detector's settings, or None for a trained detector (``model``).
+    threshold : score at or above which a window is a detection (None: the model's, or the
+        silence detector's own decisions).
+    """
+
+    silence: SilenceParams | None = None
+    model: str | None = None
+    threshold: float | None = None
+    min_gap: float = 0.0
+    min_duration: float = 0.0
+    positive: str | None = None
+    batch_size: int = 256
+    device: str = "auto"
+    amp: bool | None = None
+    workers: int = 1
+    scheduler: str | None = None
+
+    def __post_init__(self):
+        from wsd.runtime.device import check_device_name
+
+        if (self.silence is None) == (self.model is None):
+            raise UsageError("give exactly one of --silence or --model MODEL.h5")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise UsageError(f"--threshold must be a finite number (got {self.threshold})")
+        for name in ("min_gap", "min_duration"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0 seconds (got {v})")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {self.workers})")
+        check_device_name(self.device)
 
 
-def silence_rows(f, sel: slice, params) -> dict:
-    """Silence detection on rows ``sel`` of an open windows file, which must hold whole
-    recordings: score (dB above floor), positive (active), active_frac, and each
-    recording's floor (``floor_sid``, ``floor_db``)."""
-    from wsd.dsp.silence import bin_floor, decide, frame_energy, window_floor
+class _Rows:
+    """Rows ``sel`` of a dataset, shaped like an array (for the array cores, read in
+    chunks by them)."""
 
-    freqs = f.read("freqs")
+    def __init__(self, f, name: str, sel: slice):
+        self.f, self.name, self.a = f, name, sel.start
+        self.shape = (sel.stop - sel.start, *f.shape(name)[1:])
+
+    def __getitem__(self, key):
+        rows = key[0] if isinstance(key, tuple) else key
+        rest = key[1:] if isinstance(key, tuple) else ()
+        rows = slice(self.a + (rows.start or 0),
+                     self.a + min(self.shape[0], rows.stop if rows.stop is not None
+                                  else self.shape[0]))
+        x = self.f.read(self.name, rows)
+        return x[(slice(None), *rest)] if rest else x
+
+
+def level_units_per_db(spec: dict) -> float:
+    """How many units of the windows' scale make one dB: 1 for dB, ln(10)/20 for log1p
+    (``log(1 + 100 x)`` grows like ``ln x`` above the noise), so the silence detector's
+    thresholds keep their meaning in dB; PCEN has no such scale and is refused."""
+    scale = spec.get("scale", "db")
+    if scale == "db":
+        return 1.0
+    if scale == "log1p":
+        return math.log(10) / 20
+    raise UsageError(f"the silence detector reads levels in dB or log1p; these windows are "
+                     f"{scale} (slice with --scale db)")
+
+
+def silence_rows(f, sel: slice, params: SilenceParams) -> dict:
+    """The silence detector (:func:`wsd.dsp.silence.detect_silence`, the one implementation)
+    on rows ``sel`` of an open windows file, which must hold whole recordings: score (dB
+    above floor), positive (active), active_frac, and each recording's floor
+    (``floor_sid``, ``floor_db``)."""
+    from wsd.dsp.silence import detect_silence
+
     spec = f.spectrogram
-    sid, start = f.read("source_id", sel), f.read("start_s", sel)
-    a, b = sel.start, sel.stop
-    floor = None
-    if params.whiten:  # first pass: per-bin noise floor of every window
-        wf = np.concatenate([window_floor(f.read("windows", slice(i, min(b, i + CHUNK))))
-                             for i in range(a, b, CHUNK)] or [np.zeros((0, len(freqs)))])
-        floor = bin_floor(wf, sid, start, params.floor_span_s)
-    energy = []
-    for i in range(a, b, CHUNK):
-        rows = slice(i, min(b, i + CHUNK))
-        energy.append(frame_energy(f.read("windows", rows), freqs, params,
-                                   None if floor is None else floor[i - a : rows.stop - a]))
-    energy = np.concatenate(energy) if energy else np.zeros((0, spec["frames"]), np.float32)
-    hop_s = spec["hop_length"] / spec["sample_rate"]
-    d = decide(energy, sid, start, params, hop_s=hop_s)
-    return {"score": d.score.astype(np.float32), "positive": ~d.silent,
+    unit = level_units_per_db(spec)
+    scaled = dataclasses.replace(params, on_db=params.on_db * unit,
+                                 off_db=params.off_db * unit, click_db=params.click_db * unit)
+    d = detect_silence(_Rows(f, "windows", sel), f.read("freqs"), f.read("source_id", sel),
+                       f.read("start_s", sel), scaled,
+                       hop_s=spec["hop_length"] / spec["sample_rate"])
+    return {"score": (d.score / unit).astype(np.float32), "positive": ~d.silent,
             "active_frac": d.active_frac.astype(np.float32), "floor_sid": d.recordings,
             "floor_db": d.floor_db}
 
@@ -53,33 +119,139 @@ def check_binary(info: dict, path: str) -> str:
     return params["positive"]
 
 
+def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool,
+               progress: Progress | None = None) -> dict:
+    """Score, decide and merge into events every window of ``windows``; write ``out``.
+    Returns a summary with the events and (with labels) the metrics."""
+    from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
+                              output_lock)
+    from wsd.io.store.rows import RowWriter
+    from wsd.pipeline import chunks
+    from wsd.runtime.shards import ShardFolder
+
+    progress = progress or Progress()
+    out = Path(out)
+    check_output(out, force, inputs=[windows, p.model])
+    info, dev, pos_label = None, None, None
+    if p.model is not None:
+        from wsd.io.store.models import load_model
+        from wsd.runtime.device import pick_device
+
+        dev = pick_device(p.device)
+        info = load_model(p.model)
+        pos_label = check_binary(info, p.model)
+    with output_lock(out), open_file(windows, ("windows", "embeddings")) as f, \
+            contextlib.ExitStack() as stack:
+        if f.kind == "embeddings":
+            return _detect_embeddings(f, out, p, info, pos_label, history, force, progress)
+        folder = stack.enter_context(ShardFolder(out).working())
+        run_kw = {"workers": p.workers, "scheduler": p.scheduler}
+        if p.silence is not None:
+            sp = dataclasses.asdict(p.silence)
+            params = {"detector": "silence", "windows": str(windows), **sp}
+            tasks = chunks.plan("silence", str(windows), f.n, str(folder.path),
+                                source_id=f.read("source_id"), options=json.dumps(sp))
+            with progress.task("silence", f.n, "windows") as advance:
+                parts = chunks.collect(chunks.run(tasks, progress=advance, **run_kw))
+            score, decided = parts["score"], parts["positive"].astype(bool)
+            floor = np.full(f.n_sources, np.nan, np.float32)
+            floor[parts["floor_sid"]] = parts["floor_db"]
+            extra = {"floor_db": floor, "active_frac": parts["active_frac"]}
+            thr, truth_label = p.silence.on_db, p.positive
+        else:
+            from wsd.models.inference import check_model_settings, choose_amp
+
+            check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
+            use_amp, why = choose_amp(chunks.cached_model(str(p.model), dev)[0],
+                                      lambda: f.read("windows", slice(0, min(8, f.n))),
+                                      info["norm"], dev, p.amp)
+            if why:
+                (progress.warn if p.amp else progress.note)(why)
+            thr = float(p.threshold if p.threshold is not None else info["params"]["threshold"])
+            params = {"detector": "model", "windows": str(windows), "model": str(p.model),
+                      "arch": info["arch"], "batch_size": p.batch_size, "amp": use_amp}
+            tasks = chunks.plan("score", str(windows), f.n, str(folder.path),
+                                model=str(p.model), batch_size=p.batch_size, device=dev,
+                                amp=use_amp)
+            with progress.task("detecting", f.n, "windows") as advance:
+                score = chunks.collect(chunks.run(tasks, progress=advance, **run_kw))["score"]
+            decided = score >= thr
+            extra, truth_label = {}, p.positive or pos_label
+        if p.silence is not None and p.threshold is not None:
+            decided, thr = score >= p.threshold, p.threshold
+        params.update(threshold=thr, min_gap=p.min_gap, min_duration=p.min_duration,
+                      positive=truth_label, windows_id=f.file_id)
+        metrics = None
+        if f.has("label"):
+            metrics = evaluate(f.read("label"), truth_label, score, decided,
+                               f.read("source_id"), thr)
+        hist = f.history + ([] if info is None else info["history"])
+        hist = list(dict.fromkeys(hist)) + history
+        ensure_space(out, f.n * 48)
+        with atomic_output(out, force) as tmp:
+            w = RowWriter(tmp, "detections", params, f.spectrogram, hist, f.sources)
+            try:
+                w.set_attrs(detector=params["detector"], positive_label=truth_label or "")
+                ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
+                                      metrics, extra)
+            finally:
+                w.close()
+        n = f.n
+    return {"n": n, "detected": int(decided.sum()), "events": ev, "metrics": metrics}
+
+
+def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
+                       progress: Progress) -> dict:
+    """A linear probe (``--arch linear``) scoring every row of an embeddings file."""
+    from wsd.io.store import atomic_output
+    from wsd.io.store.rows import RowWriter
+    from wsd.models.probe import load_probe
+
+    if p.model is None or info["arch"] != "linear":
+        raise UsageError("an embeddings file is scored by a linear probe (wsd train EMB.h5 "
+                         "--arch linear): --model CLF.h5", f.path)
+    probe = load_probe(p.model, f.shape("embeddings")[1])
+    want, have = info["params"].get("encoder_model_id"), f.params.get("model_id")
+    if want and have and want != have:
+        progress.warn("these embeddings were made by another encoder than the probe was "
+                      "trained on; scores may mean nothing", f.path)
+    with progress.task("detecting", f.n, "windows") as advance:
+        score = probe.predict_rows(f.f["embeddings"], advance)
+    thr = float(p.threshold if p.threshold is not None else probe.threshold)
+    decided = score >= thr
+    truth_label = p.positive or pos_label
+    params = {"detector": "model", "embeddings": str(f.path), "model": str(p.model),
+              "arch": "linear", "threshold": thr, "min_gap": p.min_gap,
+              "min_duration": p.min_duration, "positive": truth_label,
+              "embeddings_id": f.file_id}
+    metrics = None
+    if f.has("label"):
+        metrics = evaluate(f.read("label"), truth_label, score, decided, f.read("source_id"),
+                           thr)
+    hist = list(dict.fromkeys(f.history + info["history"])) + history
+    with atomic_output(out, force) as tmp:
+        w = RowWriter(tmp, "detections", params, f.spectrogram, hist, f.sources)
+        try:
+            w.set_attrs(detector="model", positive_label=truth_label or "")
+            ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
+                                  metrics, {})
+        finally:
+            w.close()
+    return {"n": f.n, "detected": int(decided.sum()), "events": ev, "metrics": metrics}
+
+
 def evaluate(labels: np.ndarray, positive_label: str | None, score: np.ndarray,
              decided: np.ndarray, source_id: np.ndarray, threshold: float) -> dict:
-    """Window and recording metrics against window labels.
-
-    Truth: a window is positive when its label equals ``positive_label``, or, with None (the
-    silence detector), when it carries any label. ROC AUC and average precision rank by
-    ``score``; the threshold metrics and confusion matrix use the decisions actually made
-    (``decided``: for the silence detector they include hysteresis, so they differ from a
-    plain threshold on the score). A recording is positive when any window is; its score is
-    its highest window score and it is detected when any window is."""
-    from wsd.metrics.detection import binary_metrics, per_recording
-
+    """Window and recording metrics against window labels
+    (:func:`wsd.metrics.detection.detector_metrics`). Truth: a window is positive when its
+    label equals ``positive_label``, or, with None (the silence detector), when it carries
+    any label. The threshold metrics use the decisions actually made (``decided``)."""
+    from wsd.metrics.detection import detector_metrics
     from wsd.models.targets import ANY, is_positive
 
     y = is_positive(labels, positive_label or ANY).astype(np.int64)
-    rec_ids, ry, rs = per_recording(y, score, source_id)
-    _, _, rd = per_recording(y, decided.astype(np.float64), source_id)
-    out = {"positive_label": positive_label or "(any label)", "threshold": float(threshold),
-           "n_recordings": int(len(rec_ids))}
-    for level, yy, ss, dd in (("window", y, score, decided.astype(np.float64)),
-                              ("recording", ry, rs, rd)):
-        ranked = binary_metrics(yy, ss, threshold)
-        made = binary_metrics(yy, dd, 0.5)
-        made["roc_auc"], made["average_precision"] = ranked["roc_auc"], ranked["average_precision"]
-        made["notes"] = sorted(set(ranked.get("notes", [])) | set(made.get("notes", [])))
-        out[level] = made
-    return out
+    return {"positive_label": positive_label or "(any label)", "threshold": float(threshold),
+            **detector_metrics(y, score, decided, source_id)}
 
 
 def format_metrics(m: dict) -> list[str]:
@@ -97,7 +269,7 @@ def format_metrics(m: dict) -> list[str]:
 def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,
                      metrics, extra) -> dict:
     """Rows, events, metrics and extras into a RowWriter ``w``. Returns the events."""
-    from wsd.dsp.silence import events_from_decisions
+    from wsd.dsp.events import events_from_decisions
 
     sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
     cols = {"source_id": sid, "start_s": st, "end_s": en, "score": score,

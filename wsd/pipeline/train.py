@@ -1,31 +1,44 @@
-"""The training loop behind ``wsd train``: any registered architecture, streamed windows,
-validation split by recording, early stopping, a checkpoint every epoch (atomically) and
-exact resume.
+"""Coordinator of ``wsd train``: any registered architecture, streamed windows, a validation
+split that keeps most of the data for training, early stopping, a checkpoint every epoch
+(atomically, not interrupted by Ctrl-C) and exact resume; under torchrun, data-parallel.
+
+:func:`train` runs four steps: :func:`_setup` (model, targets, split, normalisation, the
+numeric path), :func:`_restore` (a checkpoint, with ``--resume``), :func:`_epoch` (one
+pass over the training data, then validation and early stopping) and :func:`_finish` (the
+best epoch's weights, a classifier's threshold, the model file).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from wsd.errors import UsageError
-from wsd.models.targets import class_targets, input_bins
+from wsd.errors import BadInputError, UsageError, WsdError
+from wsd.pipeline.progress import Progress
+
+#: ``--epochs`` above this is a typing slip, not a plan.
+MAX_EPOCHS = 100_000
+#: Windows read per run (consecutive windows; shuffled through a buffer afterwards).
+RUN_WINDOWS = 256
+#: Windows used to check the bfloat16 path against float32.
+AMP_SAMPLE = 8
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    arch: str
+    """What ``wsd train`` was asked to do (validated here; saved in the model)."""
+
+    arch: str = "contrastive"
     arch_params: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int | None = None  # None: the architecture's plan (default_steps), else 10
+    batch_size: int | None = None  # None: the architecture's default_batch_size, else 64
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
@@ -35,48 +48,32 @@ class TrainParams:
     loader_workers: int = 1
     amp: bool | None = None  # None: auto (wsd.runtime.device.use_amp)
     positive: str | None = None  # classifiers: the class that counts as a detection
-    encoder: str | None = None  # readout: the frozen encoder's model file
+    encoder: str | None = None  # heads on a frozen encoder: its model file
 
     def __post_init__(self):
+        from wsd.runtime.device import check_device_name
+
         def need(cond, msg):
             if not cond:
                 raise UsageError(msg)
-        need(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
-        need(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
-        need(self.lr > 0, f"--lr must be positive (got {self.lr})")
+        need(self.epochs is None or 1 <= self.epochs <= MAX_EPOCHS,
+             f"--epochs must be in 1..{MAX_EPOCHS:,} (got {self.epochs})")
+        need(self.batch_size is None or self.batch_size >= 1,
+             f"--batch-size must be at least 1 (got {self.batch_size})")
+        need(math.isfinite(self.lr) and self.lr > 0,
+             f"--lr must be a positive number (got {self.lr})")
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1) "
                                          f"(got {self.val_fraction})")
         need(self.patience >= 0, f"--patience must be >= 0 (got {self.patience})")
-        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-             f"--device must be auto, cpu or cuda (got {self.device})")
         need(self.max_windows is None or self.max_windows >= 1,
              f"--max-windows must be at least 1 (got {self.max_windows})")
         need(self.loader_workers >= 0, "--loader-workers must be >= 0")
+        check_device_name(self.device)
 
     def as_attrs(self) -> dict:
         d = dataclasses.asdict(self)
         d["arch_params"] = dict(self.arch_params)
         return d
-
-
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but torch sees no CUDA device")
-    return name
-
-
-def build_model(arch: str, frames: int, bins: int, arch_params: dict):
-    """Build from the registry, turning its errors into usage errors (exit 2)."""
-    from wsd import models
-
-    try:
-        return models.build(arch, frames, bins, **arch_params)
-    except (models.UnknownArchitecture, models.ArchParamError) as e:
-        raise UsageError(str(e)) from None
 
 
 @dataclass
@@ -91,74 +88,122 @@ class TrainState:
     stopped_early: bool = False
 
 
+@dataclass
+class _Run:
+    """Everything :func:`_setup` prepares for the epochs."""
+
+    p: TrainParams
+    windows: str
+    model: object
+    opts: list
+    device: str
+    dd: object
+    supervised: bool
+    autocast: object
+    train_dl: object
+    val_dl: object
+    n_train: int
+    n_val: int
+    common: dict  # what every saved model or checkpoint carries
+
+
 def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
           history_lines: list[str], resume: bool = False,
-          report: Callable = lambda *a, **k: None) -> dict:
+          progress: Progress | None = None) -> dict:
     """Train ``p.arch`` on the windows file and write the model to ``out`` (atomically).
 
-    ``meta``: ``source_id (n,)`` and ``spectrogram`` (dict) of the windows file.
-    ``report(event, **info)`` gets "setup", "batch", "epoch" events for progress.
-    Returns a summary dict.
-    """
+    ``meta``: ``source_id (n,)``, ``spectrogram`` (dict), ``bins``, ``sources`` and
+    ``label`` (or None) of the windows file. Returns a summary dict."""
+    from wsd.io.store.models import checkpoint_path
+    from wsd.runtime import torchrun
+
+    progress = progress or Progress()
+    dd = torchrun.from_env()
+    if not dd.main:
+        progress = Progress()  # only rank 0 reports
+    run, split = _setup(windows_path, meta, p, dd, history_lines, progress)
+    p = run.p  # with the epochs and batch size resolved
+    st = TrainState()
+    ckpt = checkpoint_path(out)
+    if resume:
+        _restore(run, st, ckpt)
+    per_epoch = math.ceil(run.n_train / p.batch_size / max(1, dd.world))
+    with progress.task("training", per_epoch * (p.epochs - st.epoch), "batches") as advance:
+        while st.epoch < p.epochs and not st.stopped_early:
+            _epoch(run, st, advance)
+            e = st.history
+            progress.note(f"epoch {st.epoch}/{p.epochs}: loss {e['loss'][-1]:.4f}"
+                          + (f", val {e['val_loss'][-1]:.4f}" if run.val_dl is not None else "")
+                          + f", {e['windows_per_s'][-1]:.0f} windows/s"
+                          + (" (early stop)" if st.stopped_early else ""))
+            if dd.main:
+                _save_checkpoint(run, st, ckpt)
+            torchrun.barrier(dd)
+    val = _finish(run, st, out, ckpt)
+    torchrun.barrier(dd)
+    torchrun.finish(dd)
+    return {"epochs": st.epoch, "best_epoch": st.best_epoch, "best_val": st.best_val,
+            "stopped_early": st.stopped_early, "n_train": run.n_train, "n_val": run.n_val,
+            "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,
+            "device": run.device, "split": split.note, "validation": val}
+
+
+def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: list[str],
+           progress: Progress) -> tuple[_Run, object]:
+    """Build the model, the targets, the split, the normalisation and the loaders."""
     import torch
 
-    from wsd.models import data as datasets
-    from wsd.io.store import atomic_output
-    from wsd.io.store.models import checkpoint_path, load_model, save_model
-
-    from wsd.runtime import device as accel
     from wsd import models as registry
+    from wsd.models import data
     from wsd.models.inference import choose_amp
+    from wsd.models.targets import class_targets, input_bins
+    from wsd.runtime import device as accel
+    from wsd.runtime import torchrun
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed % (2**32))
-    from wsd.runtime import torchrun as distributed
-
-    dd = distributed.from_env()
-    device = distributed.init(dd, pick_device(p.device))
+    device = torchrun.init(dd, accel.pick_device(p.device))
     spec = meta["spectrogram"]
-    try:
-        cls = registry.get(p.arch)
-    except registry.UnknownArchitecture as e:
-        raise UsageError(str(e)) from None
+    cls = registry.get(p.arch)
     supervised = cls.kind == "classifier"
     input_kind = getattr(cls, "input_kind", "spectrogram")
-    enc_info = None
-    if supervised and p.arch == "readout":
-        enc_info = _readout_encoder(p, spec, meta, {})
-        input_kind = enc_info["params"].get("input_kind") or "spectrogram"
-    frames = int(spec["frames"])
-    bins = input_bins(input_kind, int(meta["bins"]))
-    arch_params, sup = dict(p.arch_params), {}
-    targets, enc = None, None
+    arch_params, sup, targets, weights = dict(p.arch_params), {}, None, None
+    enc = None
+    if getattr(cls, "needs_encoder", False):
+        enc = _frozen_encoder(p, spec, meta, arch_params)
+        input_kind = enc["params"].get("input_kind") or "spectrogram"
+    elif p.encoder:
+        raise UsageError(f"--encoder is for heads on a frozen encoder, not {p.arch}")
     if supervised:
         if meta.get("label") is None:
             raise UsageError(f"{p.arch} is supervised: slice the windows with --labels")
         targets, classes, weights = class_targets(meta["label"], p.positive)
         arch_params["n_classes"] = len(classes)
         sup = {"classes": classes, "positive": p.positive, "input_kind": input_kind}
-        if enc_info is not None:
-            enc = _readout_encoder(p, spec, meta, arch_params, enc_info)
-    elif p.positive or p.encoder:
-        raise UsageError(f"--positive and --encoder are for supervised architectures, not "
-                         f"{p.arch}")
-    model = accel.to_layout(build_model(p.arch, frames, bins, arch_params).to(device))
+    elif p.positive:
+        raise UsageError(f"--positive is for supervised architectures, not {p.arch}")
+    frames, bins = int(spec["frames"]), input_bins(input_kind, int(meta["bins"]))
+    model = accel.to_layout(registry.build(p.arch, frames, bins, **arch_params).to(device))
     if supervised:
         model.set_class_weights(weights)
-        if enc is not None:
-            model.load_encoder_state(enc["state_dict"])
+    if enc is not None:
+        model.load_encoder_state(enc["state_dict"])
     seq = int(model.config.get("seq_len", 1))
-    tr_idx, va_idx, split_note = datasets.split_by_source(meta["source_id"], p.val_fraction,
-                                                          p.seed)
+    p = _resolved(p, cls, int(np.asarray(meta["source_id"]).size), dd.world)
+    split = data.split_by_source(meta["source_id"], p.val_fraction, p.seed,
+                                 labels=targets if supervised else None)
+    for w in split.warnings:
+        progress.warn(f"validation split: {w}", windows_path)
+    tr_idx, va_idx = split.train, split.val
     if targets is not None:
         tr_idx, va_idx = tr_idx[targets[tr_idx] >= 0], va_idx[targets[va_idx] >= 0]
-    run = max(256, seq)
-    tr_runs = datasets.subsample_runs(datasets.make_runs(meta["source_id"], tr_idx, run),
-                                      p.max_windows, p.seed)
-    va_runs = datasets.make_runs(meta["source_id"], va_idx, run)
+    run_len = max(RUN_WINDOWS, seq)
+    tr_runs = data.subsample_runs(data.make_runs(meta["source_id"], tr_idx, run_len),
+                                  p.max_windows, p.seed)
+    va_runs = data.make_runs(meta["source_id"], va_idx, run_len)
     if p.max_windows and len(va_runs):
-        va_runs = datasets.subsample_runs(va_runs, max(1, int(p.max_windows * p.val_fraction)),
-                                          p.seed + 1)
+        va_runs = data.subsample_runs(va_runs, max(1, int(p.max_windows * p.val_fraction)),
+                                      p.seed + 1)
     n_train = int((tr_runs[:, 1] - tr_runs[:, 0]).sum())
     n_val = int((va_runs[:, 1] - va_runs[:, 0]).sum()) if len(va_runs) else 0
     if n_train < seq:
@@ -168,139 +213,187 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     elif input_kind == "information":
         mean, std = 0.0, 1.0
     else:
-        mean, std = datasets.norm_stats(windows_path, tr_runs)
-    distributed.sync_model(dd, model)
+        mean, std = data.norm_stats(windows_path, tr_runs)
+    torchrun.sync_model(dd, model)
     opts = model.configure_optimizers(p.lr)
-    distributed.average_gradients(dd, opts)
-    st = TrainState()
-    ckpt = checkpoint_path(out)
-    if resume:
-        if not ckpt.exists():
-            raise UsageError(f"--resume: no checkpoint {ckpt} (it is written after each epoch "
-                             "and removed when training completes)")
-        c = load_model(ckpt, checkpoint=True)
-        if c["arch"] != p.arch or c["params"].get("seed") != p.seed:
-            raise UsageError(f"--resume: checkpoint {ckpt} was made with other settings "
-                             f"({c['arch']}, seed {c['params'].get('seed')})")
-        model.load_state_dict(c["state_dict"])
-        ck = c["checkpoint"]
-        for o, sd in zip(opts, ck["optim"]):
-            o.load_state_dict(sd)
-            accel.match_state_layout(o)
-        st.epoch, st.best_val = int(ck["epoch"]), float(ck["best_val"])
-        st.best_epoch, st.bad_epochs = int(ck["best_epoch"]), int(ck["bad_epochs"])
-        st.history = {k: list(v) for k, v in c["loss_history"].items()}
-        st.best_state = ck.get("best_state") or None
-        torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
-        mean, std = float(c["norm"]["mean"]), float(c["norm"]["std"])
+    if hasattr(model, "plan_training"):
+        model.plan_training(p.epochs * math.ceil(n_train / p.batch_size / max(1, dd.world)))
+    torchrun.average_gradients(dd, opts)
     norm = {"mean": mean, "std": std}
     amp, amp_note = choose_amp(model, lambda: _first_rows(windows_path, tr_runs), norm,
                                device, p.amp, kind=input_kind, train=True)
-    autocast = accel.autocast(device, amp)
-    if not dd.main:
-        report = lambda *a, **k: None  # noqa: E731  (only rank 0 reports)
-    report("setup", n_train=n_train, n_val=n_val, split=split_note, device=device,
-           params=sum(x.numel() for x in model.parameters()), epochs=p.epochs,
-           start_epoch=st.epoch, amp=amp, amp_note=amp_note)
+    if amp_note:
+        (progress.warn if p.amp else progress.note)(amp_note)
+    progress.note(f"{p.arch}: {sum(x.numel() for x in model.parameters()):,} parameters on "
+                  f"{device}{' (bf16 autocast)' if amp else ''}; {n_train} training windows, "
+                  f"{n_val} validation ({split.note})")
     workers = p.loader_workers if n_train > 4 * p.batch_size else 0
-    data_kw = {"targets": targets, "input_kind": input_kind}
-    train_dl = datasets.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
-                               rank=dd.rank, world=dd.world,
-                               shuffle=True, seq=seq, workers=workers, epoch=st.epoch,
-                               **data_kw)
-    val_dl = datasets.loader(windows_path, va_runs, max(p.batch_size, 256 // seq * seq), mean,
-                             std, shuffle=False, seq=seq, **data_kw) if n_val else None
+    kw = {"targets": targets, "input_kind": input_kind}
+    train_dl = data.loader(windows_path, tr_runs, p.batch_size, mean, std, seed=p.seed,
+                           rank=dd.rank, world=dd.world, shuffle=True, seq=seq,
+                           workers=workers, **kw)
+    val_dl = data.loader(windows_path, va_runs, max(p.batch_size, 256 // seq * seq), mean,
+                         std, shuffle=False, seq=seq, **kw) if n_val else None
     common = {"arch": p.arch, "config": model.config, "spectrogram": spec, "norm": norm,
               "params": {**p.as_attrs(), "windows": str(windows_path), "device_used": device,
                          "amp_used": amp, **sup},
               "history": history_lines, "sources": meta.get("sources")}
+    run = _Run(p, str(windows_path), model, opts, device, dd, supervised,
+               accel.autocast(device, amp), train_dl, val_dl, n_train, n_val, common)
+    return run, split
 
-    def step(batch):
-        if supervised:
-            x, y = batch
-            return model.train_step(x.to(device), opts, autocast, y=y.to(device)), len(x)
-        x = batch.to(device, non_blocking=True)
-        return model.train_step(x, opts, autocast), len(x)
 
-    def val_loss(batch):
-        if supervised:
-            x, y = batch
-            return model.eval_loss(x.to(device), y.to(device)), len(x)
-        return model.eval_loss(batch.to(device)), len(batch)
+#: --epochs when neither the user nor the architecture says.
+DEFAULT_EPOCHS = 10
+#: Most epochs an architecture's step plan may ask for on a small windows file.
+MAX_PLANNED_EPOCHS = 100
 
-    def save(path, checkpoint=None, state=None):
-        save_model(path, state_dict=state or model.state_dict(),
-                   loss_history=st.history, checkpoint=checkpoint, **common)
 
-    while st.epoch < p.epochs and not st.stopped_early:
-        t0, seen, total = time.perf_counter(), 0, 0.0
-        model.train()
-        it = iter(train_dl)
-        while True:
-            batch = next(it, None)
-            if not distributed.all_have(dd, batch is not None):
-                break
-            logs, k = step(batch)
-            seen += k
-            total += logs["loss"] * k
-            report("batch", n=k, loss=logs["loss"], epoch=st.epoch)
-        dt = time.perf_counter() - t0
-        val = math.nan
-        if val_dl is not None:
-            vs = vn = 0.0
-            for batch in val_dl:
-                v, k = val_loss(batch)
-                vs += v * k
-                vn += k
-            val = vs / vn
-        st.history["loss"].append(total / max(seen, 1))
-        st.history["val_loss"].append(val)
-        st.history["windows_per_s"].append(seen / dt if dt else 0.0)
-        st.history["seconds"].append(dt)
-        if val_dl is not None and p.patience:
-            if val < st.best_val - 1e-9:
-                st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
-                st.best_state = {k: v.detach().cpu().clone() for k, v in
-                                 model.state_dict().items()}
-            else:
-                st.bad_epochs += 1
-                if st.bad_epochs >= p.patience:
-                    st.stopped_early = True
-        st.epoch += 1
-        report("epoch", epoch=st.epoch, loss=st.history["loss"][-1], val_loss=val,
-               wps=st.history["windows_per_s"][-1], stopped=st.stopped_early)
-        ck = {"optim": [o.state_dict() for o in opts], "epoch": st.epoch,
-              "best_val": st.best_val, "best_epoch": st.best_epoch,
-              "bad_epochs": st.bad_epochs, "rng_torch": torch.get_rng_state(),
-              "best_state": st.best_state or {}}
-        if st.stopped_early:
-            ck["epoch"] = p.epochs  # nothing left to do on resume
-        if dd.main:
-            tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
-            save(tmp, checkpoint=ck)
-            os.replace(tmp, ckpt)
-        distributed.barrier(dd)
-    final = st.best_state if st.best_state else None
+def _resolved(p: TrainParams, cls, n_windows: int, world: int) -> TrainParams:
+    """``p`` with the epochs and batch size the user left out: the architecture's
+    ``default_batch_size`` and, from its ``default_steps``, enough epochs for about that
+    many steps on this file (at least one, at most :data:`MAX_PLANNED_EPOCHS`)."""
+    batch = p.batch_size or int(getattr(cls, "default_batch_size", 64))
+    epochs = p.epochs
+    if epochs is None:
+        steps = getattr(cls, "default_steps", None)
+        per_epoch = max(1, math.ceil(n_windows / batch / max(1, world)))
+        epochs = (min(MAX_PLANNED_EPOCHS, max(1, math.ceil(steps / per_epoch))) if steps
+                  else DEFAULT_EPOCHS)
+    return dataclasses.replace(p, epochs=epochs, batch_size=batch)
+
+
+def _restore(run: _Run, st: TrainState, ckpt: Path) -> None:
+    """Continue from the checkpoint written after the last finished epoch."""
+    import torch
+
+    from wsd.io.store.models import load_model
+    from wsd.runtime.device import match_state_layout
+
+    p = run.p
+    if not ckpt.exists():
+        raise UsageError(f"--resume: no checkpoint {ckpt} (it is written after each epoch "
+                         "and removed when training completes)")
+    c = load_model(ckpt, checkpoint=True)
+    if c["arch"] != p.arch or c["params"].get("seed") != p.seed:
+        raise UsageError(f"--resume: checkpoint {ckpt} was made with other settings "
+                         f"({c['arch']}, seed {c['params'].get('seed')})")
+    run.model.load_state_dict(c["state_dict"])
+    ck = c["checkpoint"]
+    for o, sd in zip(run.opts, ck["optim"]):
+        o.load_state_dict(sd)
+        match_state_layout(o)
+    st.epoch, st.best_val = int(ck["epoch"]), float(ck["best_val"])
+    st.best_epoch, st.bad_epochs = int(ck["best_epoch"]), int(ck["bad_epochs"])
+    st.history = {k: list(v) for k, v in c["loss_history"].items()}
+    st.best_state = ck.get("best_state") or None
+    torch.set_rng_state(ck["rng_torch"].to(torch.uint8))
+    run.common["norm"] = {"mean": float(c["norm"]["mean"]), "std": float(c["norm"]["std"])}
+    run.train_dl.dataset.epoch = st.epoch
+
+
+def _epoch(run: _Run, st: TrainState, advance) -> None:
+    """One pass over the training windows, then the validation loss and early stopping.
+    Windows holding NaN or infinite values, or a loss that becomes NaN, stop training
+    before anything is written (the last epoch's checkpoint stays for --resume)."""
+    from wsd.runtime import torchrun
+
+    model, dev, p = run.model, run.device, run.p
+    t0, seen, total = time.perf_counter(), 0, 0.0
+    model.train()
+    it = iter(run.train_dl)
+    while True:
+        batch = next(it, None)
+        if not torchrun.all_have(run.dd, batch is not None):
+            break
+        x, y = batch if run.supervised else (batch, None)
+        _check_batch(x, run.windows, st.epoch)
+        kw = {"y": y.to(dev)} if run.supervised else {}
+        logs = model.train_step(x.to(dev, non_blocking=True), run.opts, run.autocast, **kw)
+        if not math.isfinite(logs["loss"]):
+            raise WsdError(f"training diverged in epoch {st.epoch + 1}: the loss is "
+                           f"{logs['loss']}; nothing was written (try a lower --lr than "
+                           f"{p.lr:g})", run.windows)
+        seen += len(x)
+        total += logs["loss"] * len(x)
+        advance(1, status=f"epoch {st.epoch + 1} loss {logs['loss']:.4f}")
+    dt = time.perf_counter() - t0
+    val = _validation_loss(run) if run.val_dl is not None else math.nan
+    h = st.history
+    h["loss"].append(total / max(seen, 1))
+    h["val_loss"].append(val)
+    h["windows_per_s"].append(seen / dt if dt else 0.0)
+    h["seconds"].append(dt)
+    if run.val_dl is not None and p.patience:
+        if val < st.best_val - 1e-9:
+            st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
+            st.best_state = {k: v.detach().cpu().clone() for k, v in
+                             model.state_dict().items()}
+        else:
+            st.bad_epochs += 1
+            st.stopped_early = st.bad_epochs >= p.patience
+    st.epoch += 1
+
+
+def _check_batch(x, path: str, epoch: int) -> None:
+    import torch
+
+    if not bool(torch.isfinite(x).all()):
+        raise BadInputError(f"windows hold NaN or infinite values (met in epoch {epoch + 1}); "
+                            "nothing was written (re-slice the audio)", path)
+
+
+def _validation_loss(run: _Run) -> float:
+    vs = vn = 0.0
+    for batch in run.val_dl:
+        x, y = batch if run.supervised else (batch, None)
+        _check_batch(x, run.windows, 0)
+        kw = {"y": y.to(run.device)} if run.supervised else {}
+        vs += run.model.eval_loss(x.to(run.device), **kw) * len(x)
+        vn += len(x)
+    return vs / vn
+
+
+def _save_checkpoint(run: _Run, st: TrainState, ckpt: Path) -> None:
+    """The state after this epoch, written atomically; Ctrl-C waits for it."""
+    import torch
+
+    from wsd.io.store import atomic_output
+    from wsd.io.store.models import save_model
+    from wsd.runtime.signals import critical
+
+    ck = {"optim": [o.state_dict() for o in run.opts], "epoch": st.epoch,
+          "best_val": st.best_val, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
+          "rng_torch": torch.get_rng_state(), "best_state": st.best_state or {}}
+    if st.stopped_early:
+        ck["epoch"] = run.p.epochs  # nothing left to do on resume
+    with critical(), atomic_output(ckpt, force=True) as tmp:
+        save_model(tmp, state_dict=run.model.state_dict(), loss_history=st.history,
+                   checkpoint=ck, **run.common)
+
+
+def _finish(run: _Run, st: TrainState, out: Path, ckpt: Path) -> dict | None:
+    """Keep the best epoch's weights, set a classifier's threshold on validation, write the
+    model (rank 0) and remove the checkpoint."""
+    from wsd.io.store import atomic_output
+    from wsd.io.store.models import save_model
+    from wsd.runtime.signals import critical
+
+    final = st.best_state or None
     if final:
-        model.load_state_dict(final)
-    if supervised:
-        common["params"].update(_validation_scores(model, val_dl, device, p.positive,
-                                                   autocast))
-    if dd.main:
-        with atomic_output(out, force=True) as tmp:
-            save(tmp, state=final)
+        run.model.load_state_dict(final)
+    if run.supervised:
+        run.common["params"].update(_validation_scores(run))
+    if run.dd.main:
+        with critical(), atomic_output(out, force=True) as tmp:
+            save_model(tmp, state_dict=final or run.model.state_dict(),
+                       loss_history=st.history, **run.common)
         with contextlib.suppress(OSError):
             ckpt.unlink()
-    distributed.barrier(dd)
-    distributed.finish(dd)
-    return {"epochs": st.epoch, "best_epoch": st.best_epoch, "best_val": st.best_val,
-            "stopped_early": st.stopped_early, "n_train": n_train, "n_val": n_val,
-            "loss": st.history["loss"][-1] if st.history["loss"] else math.nan,
-            "device": device, "split": split_note,
-            "validation": common["params"].get("val_metrics")}
+    return run.common["params"].get("val_metrics")
 
 
-def _first_rows(path: str, runs: np.ndarray, n: int = 8) -> np.ndarray:
+def _first_rows(path: str, runs: np.ndarray, n: int = AMP_SAMPLE) -> np.ndarray:
     """The first ``n`` training windows (dB)."""
     from wsd.io.store.reader import read_rows
 
@@ -308,41 +401,37 @@ def _first_rows(path: str, runs: np.ndarray, n: int = 8) -> np.ndarray:
     return read_rows(path, "windows", a, min(b, a + n))
 
 
-def _readout_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict,
-                     enc: dict | None = None) -> dict:
-    """Load the frozen encoder of a readout head and put its architecture in the params."""
-    import json
-
-    from wsd.models.inference import check_model_settings
+def _frozen_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict) -> dict:
+    """Load the frozen encoder of a head (``--encoder``), check its settings and put its
+    architecture in the head's parameters."""
     from wsd.io.store.models import load_model
+    from wsd.models.inference import check_model_settings
 
     if not p.encoder:
-        raise UsageError("--arch readout needs --encoder MODEL.h5 (a trained encoder)")
-    if enc is None:
-        enc = load_model(p.encoder)
-        check_model_settings(enc, spec, int(meta["bins"]), p.encoder)
+        raise UsageError(f"--arch {p.arch} needs --encoder MODEL.h5 (a trained encoder)")
+    enc = load_model(p.encoder)
+    check_model_settings(enc, spec, int(meta["bins"]), p.encoder)
     cfg = {k: v for k, v in enc["config"].items() if k not in ("frames", "bins")}
     arch_params.update(encoder_arch=enc["arch"], encoder_config=json.dumps(cfg))
     return enc
 
 
-def _validation_scores(model, val_dl, device: str, positive: str | None,
-                       autocast=contextlib.nullcontext) -> dict:
+def _validation_scores(run: _Run) -> dict:
     """Threshold (max F1) and metrics of a trained classifier on the validation windows
     (scored with the same precision as ``wsd detect`` will use by default)."""
     import torch
 
     from wsd.metrics.detection import best_threshold, binary_metrics
 
-    if val_dl is None:
+    if run.val_dl is None:
         return {"threshold": 0.5, "val_metrics": None}
     ys, ps = [], []
-    with torch.inference_mode(), autocast():
-        for x, y in val_dl:
-            ps.append(model.predict_proba(x.to(device)).float().cpu().numpy())
+    with torch.inference_mode(), run.autocast():
+        for x, y in run.val_dl:
+            ps.append(run.model.predict_proba(x.to(run.device)).float().cpu().numpy())
             ys.append(y.numpy())
     y, prob = np.concatenate(ys), np.concatenate(ps)
-    if positive is None:
+    if run.p.positive is None:
         acc = float((prob.argmax(1) == y).mean())
         return {"threshold": 0.5, "val_metrics": {"accuracy": acc, "n": int(len(y))}}
     score = prob[:, 1]
@@ -350,3 +439,85 @@ def _validation_scores(model, val_dl, device: str, positive: str | None,
         return {"threshold": 0.5, "val_metrics": binary_metrics(y, score, 0.5)}
     thr, _ = best_threshold(y, score)
     return {"threshold": float(thr), "val_metrics": binary_metrics(y, score, thr)}
+
+
+def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list[str],
+                labels=None, progress: Progress | None = None) -> dict:
+    """Fit a linear probe (``--arch linear``) on the rows of an embeddings file and write it
+    to ``out``. Labels come from ``labels`` (a :class:`wsd.io.labels.LabelTable`: each row
+    takes the label of the event covering most of it) or the file's own ``label`` dataset.
+    The threshold (best F1) and the validation metrics come from predictions out of
+    recording-grouped cross-validation, so they are not scored on the rows fitted."""
+    from wsd.io.labels import assign
+    from wsd.io.store import atomic_output, open_file
+    from wsd.io.store.models import save_model
+    from wsd.models.probe import fit_probe, probe_targets
+
+    progress = progress or Progress()
+    if p.arch != "linear":
+        raise UsageError(f"an embeddings file trains a probe: --arch linear (got {p.arch})")
+    if not p.positive:
+        raise UsageError("--arch linear needs --positive LABEL (the class to detect)")
+    with open_file(emb_path, "embeddings") as e:
+        z = e.read("embeddings")
+        sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+        if labels is not None:
+            lab = np.full(len(z), "", object)
+            for s, path in enumerate(e.sources["path"]):
+                rows = np.flatnonzero(sid == s)
+                if len(rows):
+                    lab[rows] = assign(labels.for_file(path), st[rows], en[rows])
+        elif e.has("label"):
+            lab = e.read("label")
+        else:
+            raise UsageError("the embeddings carry no labels: give --labels LABELS.csv",
+                             emb_path)
+        spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
+        enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
+               e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
+    c = float(p.arch_params.get("c", 1.0))
+    y = probe_targets(lab, p.positive)
+    progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
+                  f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
+    thr, val = _probe_threshold(z, y, sid, c, p.seed)
+    probe = fit_probe(z, y, c=c, seed=p.seed)
+    params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
+              "classes": ["other", p.positive], "input_kind": "embeddings",
+              "threshold": thr, "val_metrics": val, **enc}
+    with atomic_output(out, force=True) as tmp:
+        save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
+                   spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
+                   history=hist + history_lines, loss_history={}, sources=sources)
+    return {"epochs": 0, "best_epoch": -1, "best_val": math.nan, "stopped_early": False,
+            "n_train": int((y >= 0).sum()), "n_val": 0, "loss": math.nan, "device": "cpu",
+            "split": "cross-validated by recording", "validation": val}
+
+
+#: Folds of the probe's cross-validation (fewer when there are fewer recordings).
+PROBE_FOLDS = 5
+
+
+def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None]:
+    """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
+    (0.5 and no metrics when the positives sit in fewer than two recordings)."""
+    from sklearn.model_selection import GroupKFold
+
+    from wsd.metrics.detection import best_threshold, binary_metrics
+    from wsd.models.probe import fit_probe, predict
+
+    use = np.flatnonzero(y >= 0)
+    groups = sid[use]
+    if len(np.unique(groups[y[use] == 1])) < 2:
+        return 0.5, None
+    folds = min(PROBE_FOLDS, len(np.unique(groups)))
+    prob = np.full(len(use), np.nan)
+    for tr, te in GroupKFold(folds).split(use, y[use], groups):
+        yt = y[use][tr]
+        if (yt == 1).any() and (yt == 0).any():
+            prob[te] = predict(fit_probe(z[use][tr], yt, c=c, seed=seed), z[use][te])
+    ok = np.isfinite(prob)
+    yy = y[use][ok]
+    if not (yy == 1).any() or not (yy == 0).any():
+        return 0.5, None
+    thr, _ = best_threshold(yy, prob[ok])
+    return float(thr), binary_metrics(yy, prob[ok], thr)

@@ -18,11 +18,8 @@ The report is built in a hidden folder beside ``DIR`` and renamed when complete.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -35,40 +32,21 @@ MANIFEST = ".wsd-report"
 PAGE_ORDER = ("detections", "clusters", "embeddings", "model", "windows")
 
 
-def check_report_dir(outdir: Path, force: bool) -> None:
-    """Refuse (exit 73) an output that is a file, a non-empty folder without ``force``, or a
-    non-empty folder that is not an earlier report (never deleted, even with ``force``)."""
+def check_report_dir(outdir: Path, force: bool, inputs=()) -> None:
+    """Refuse (exit 73) an output that is a file, holds one of the ``inputs``, is a
+    non-empty folder without ``force``, or a non-empty folder that is not an earlier report
+    (never deleted, even with ``force``)."""
+    from wsd.io.store import check_output
+
     outdir = Path(outdir)
-    parent = outdir.parent if str(outdir.parent) else Path(".")
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError("exists and is not a folder", outdir)
-    if outdir.is_dir() and any(outdir.iterdir()):
-        if not force:
-            raise OutputError("exists and is not empty (use --force to replace an earlier "
-                              "report)", outdir)
-        if not (outdir / MANIFEST).is_file():
-            raise OutputError("is not empty and holds no earlier wsd report; refusing to "
-                              "replace it, even with --force", outdir)
-    if not parent.is_dir():
-        raise OutputError(f"folder {parent} does not exist", outdir)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"folder {parent} is not writable", outdir)
+    check_output(outdir, force, inputs, folder=True)
+    if outdir.is_dir() and any(outdir.iterdir()) and not (outdir / MANIFEST).is_file():
+        raise OutputError("is not empty and holds no earlier wsd report; refusing to "
+                          "replace it, even with --force", outdir)
 
 
-def _swap_in(tmp: Path, outdir: Path) -> None:
-    if outdir.is_dir():
-        if not any(outdir.iterdir()):
-            outdir.rmdir()
-        else:
-            old = outdir.with_name(f".{outdir.name}.{os.getpid()}.old")
-            os.replace(outdir, old)
-            os.replace(tmp, outdir)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-    os.replace(tmp, outdir)
-
-
-def _resolve_clips(sections, written: dict[str, str]) -> None:
+def _resolve_clips(sections, written: dict) -> None:
+    """Replace the clip keys of galleries and clip tables by the clips written (or None)."""
     from wsd.report.page import ClipTable, Gallery
 
     for s in sections:
@@ -79,9 +57,44 @@ def _resolve_clips(sections, written: dict[str, str]) -> None:
                 b.rows = [(cells, written.get(k) if k else None) for cells, k in b.rows]
 
 
+def _sections(ctx, col, progress) -> tuple[list, dict]:
+    """Every item's section, in page order, and its results for metrics.json; the progress
+    bar advances at every figure saved (and counts the seconds of a long computation)."""
+    from wsd.io.store.kinds import get as kind_of
+
+    built: dict[str, list] = {k: [] for k in PAGE_ORDER}
+    results: dict[str, dict] = {}
+    with progress.task("report: figures", None, "figures") as advance:
+        ctx.advance = advance
+        for item in col.items:
+            advance(0, status=f"{item.kind} {item.path.name[:40]}")
+            section = kind_of(item.kind).resolve("section")
+            out = section(ctx, item) if section is not None else None
+            if out is None:
+                continue
+            sec, res = out
+            built[item.kind].append(sec)
+            results[item.name] = {"file": str(item.path), **res}
+        ctx.advance = lambda n=1, status=None, **_: None
+    return [s for k in PAGE_ORDER for s in built[k]], results
+
+
+def _clip_note(options: ReportOptions, speeds, clips: bool) -> str:
+    """The page's sentences on what a clip holds and how audio is played."""
+    from wsd.report.playback import speed_text
+
+    faster = sorted({speed_text(v) for v in speeds} - {""})
+    return ((f" A clip holds up to {options.clip_context:g} s of sound before and after its "
+             "window, sequence or event; the bar beside its play button shows the clip, the "
+             "event darker, and where the sound is while it plays." if clips else "")
+            + (f" Low-rate audio is sped up to be heard: {', '.join(faster)}; times on the "
+               "page are the recording's." if faster else ""))
+
+
 def build_report(inputs: list, outdir, options: ReportOptions | None = None, *,
                  force: bool = False,
-                 warn: Callable[[str, str | None], None] | None = None) -> dict:
+                 warn: Callable[[str, str | None], None] | None = None,
+                 progress=None) -> dict:
     """Write a report of the wsd files ``inputs`` into the folder ``outdir``.
 
     Parameters
@@ -91,6 +104,8 @@ def build_report(inputs: list, outdir, options: ReportOptions | None = None, *,
     options : :class:`ReportOptions`.
     warn : ``warn(message, path)`` called for problems that leave parts out (a missing
         recording or referenced file); they are listed on the page too.
+    progress : a :class:`wsd.pipeline.progress.Progress`; two tasks advance: the figures
+        (one step per figure, the status counting the seconds of a t-SNE) and the clips.
 
     Returns
     -------
@@ -98,17 +113,17 @@ def build_report(inputs: list, outdir, options: ReportOptions | None = None, *,
     names), ``clips_left_out`` (requests over ``max_clips``), ``metrics`` (as in
     metrics.json) and ``warnings``.
     """
-    from wsd import __version__
-    from wsd.report.sections.cluster import clusters_section
-    from wsd.report.sections.detect import detections_section, windows_section
-    from wsd.report.sections.embed import embeddings_section, model_section
-    from wsd.report.context import Ctx
+    from wsd.io.store import atomic_output, output_lock
+    from wsd.io.store.atomic import remove_stale_temps
+    from wsd.pipeline.progress import Progress
     from wsd.report.collect import collect
-    from wsd.report.page import render
+    from wsd.report.context import Ctx
 
+    progress = progress or Progress()
     options = options or ReportOptions()
     outdir = Path(outdir)
-    check_report_dir(outdir, force)
+    inputs = [str(p) for p in inputs]
+    check_report_dir(outdir, force, inputs)
     warnings: list[str] = []
 
     def _warn(msg: str, path: str | None = None) -> None:
@@ -116,67 +131,55 @@ def build_report(inputs: list, outdir, options: ReportOptions | None = None, *,
         if warn is not None:
             warn(msg, path)
 
-    tmp = outdir.with_name(f".{outdir.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    remove_stale_temps(outdir.parent if str(outdir.parent) else ".",
+                       lambda n: n == outdir.name)
+    with output_lock(outdir), atomic_output(outdir, force, folder=True, inputs=inputs) as tmp:
         with collect(inputs, options.follow, _warn) as col:
             ctx = Ctx(tmp, options, col, _warn)
-            built: dict[str, list] = {k: [] for k in PAGE_ORDER}
-            results: dict[str, dict] = {}
-            referenced_windows = {id(d.refs.get("windows")) for d in col.of_kind("detections")}
-            for item in col.items:
-                if item.kind == "embeddings":
-                    sec, res = embeddings_section(ctx, item)
-                elif item.kind == "model":
-                    gen = any(e.refs.get("model") is item and e.f.has("generated")
-                              for e in col.of_kind("embeddings"))
-                    sec, res = model_section(ctx, item, gen)
-                elif item.kind == "detections":
-                    sec, res = detections_section(ctx, item)
-                elif item.kind == "clusters":
-                    sec, res = clusters_section(ctx, item)
-                elif item.kind == "windows" and item.given and id(item) not in referenced_windows:
-                    sec, res = windows_section(ctx, item)
-                else:
-                    continue
-                res = {"file": str(item.path), **res}
-                built[item.kind].append(sec)
-                results[item.name] = res
-            written = ctx.clips.write_all()
-            sections = [s for k in PAGE_ORDER for s in built[k]]
+            sections, results = _sections(ctx, col, progress)
+            with progress.task("report: clips", ctx.clips.to_write(), "clips") as advance:
+                written = ctx.clips.write_all(advance)
             _resolve_clips(sections, written)
-            inputs_rows = [[str(it.path), it.kind, it.f.n if it.kind != "model" else "",
-                            "given" if it.given else "followed",
-                            (it.f.history[-1] if it.f is not None and it.f.history else "")]
-                           for it in col.items]
-            clip_files = sorted(set(written.values())
-                                | {b.audio for s in sections for b in s.blocks
-                                   if getattr(b, "audio", None)})
-            now = _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-            metrics = {"wsd_version": __version__, "created": now,
-                       "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
-                       "inputs": [{"path": r[0], "kind": r[1], "role": r[3]} for r in inputs_rows],
-                       "results": results,
-                       "figures": list(ctx.files),
-                       "clips": {"written": len(written), "left_out": ctx.clips.left_out,
-                                 "timelines": len(clip_files) - len(written)}}
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-            subtitle = (f"wsd {__version__} report of {len(col.items)} file(s), made {now}. "
-                        f"{len(written)} clips"
-                        + (f" ({ctx.clips.left_out} more left out by --max-clips)"
-                           if ctx.clips.left_out else "") + ".")
-            title = "wsd report: " + ", ".join(Path(p).name for p in inputs)
-            page = render(title, subtitle, inputs_rows, metrics, sections, warnings)
-            (tmp / "index.html").write_text(page, encoding="utf-8")
-            files = ["index.html", "metrics.json", *ctx.files, *clip_files]
-            (tmp / MANIFEST).write_text(json.dumps({"wsd_version": __version__,
-                                                    "files": files}))
-        _swap_in(tmp, outdir)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
-        raise
+            out = _write_page(tmp, inputs, col, ctx, sections, results, written, warnings)
     return {"outdir": str(outdir), "page": str(outdir / "index.html"), "figures": list(ctx.files),
-            "clips": clip_files, "clips_left_out": ctx.clips.left_out, "metrics": metrics,
-            "warnings": warnings}
+            "clips": out["clips"], "clips_left_out": ctx.clips.left_out,
+            "metrics": out["metrics"], "warnings": warnings}
+
+
+def _write_page(tmp: Path, inputs: list[str], col, ctx, sections, results, written,
+                warnings) -> dict:
+    """Write metrics.json, index.html and the manifest into ``tmp``; ``{"clips", "metrics"}``.
+    """
+    from wsd import __version__
+    from wsd.report.page import render
+
+    options = ctx.opts
+    inputs_rows = [[str(it.path), it.kind, it.f.n if it.kind != "model" else "",
+                    "given" if it.given else "followed",
+                    (it.f.history[-1] if it.f is not None and it.f.history else "")]
+                   for it in col.items]
+    clip_files = sorted({c.src for c in written.values()}
+                        | {b.audio for s in sections for b in s.blocks
+                           if getattr(b, "audio", None)})
+    now = _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    metrics = {"wsd_version": __version__, "created": now,
+               "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+               "inputs": [{"path": r[0], "kind": r[1], "role": r[3]} for r in inputs_rows],
+               "results": results,
+               "figures": list(ctx.files),
+               "clips": {"written": len(written), "left_out": ctx.clips.left_out,
+                         "timelines": len(clip_files) - len(written),
+                         "context_s": options.clip_context,
+                         "playback_speeds": sorted(ctx.clips.speeds)}}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    subtitle = (f"wsd {__version__} report of {len(col.items)} file(s), made {now}. "
+                f"{len(written)} clips"
+                + (f" ({ctx.clips.left_out} more left out by --max-clips)"
+                   if ctx.clips.left_out else "") + "."
+                + _clip_note(options, ctx.clips.speeds, bool(written)))
+    title = "wsd report: " + ", ".join(Path(p).name for p in inputs)
+    page = render(title, subtitle, inputs_rows, metrics, sections, warnings)
+    (tmp / "index.html").write_text(page, encoding="utf-8")
+    files = ["index.html", "metrics.json", *ctx.files, *clip_files]
+    (tmp / MANIFEST).write_text(json.dumps({"wsd_version": __version__, "files": files}))
+    return {"clips": clip_files, "metrics": metrics}

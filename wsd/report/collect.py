@@ -16,12 +16,7 @@ from typing import Callable
 import numpy as np
 
 from wsd.errors import BadInputError, UsageError
-
-#: parameter naming another file -> the kind that file must be
-REFERENCES = {"embeddings": {"windows": "windows", "model": "model"},
-              "detections": {"windows": "windows"},
-              "clusters": {"embeddings": "embeddings"}}
-
+from wsd.io.store.kinds import KINDS
 
 @dataclass
 class Item:
@@ -72,6 +67,13 @@ class Collection(contextlib.AbstractContextManager):
             if it.f is not None:
                 it.f.close()
 
+    def discard(self, item: Item) -> None:
+        """Close and forget an item that turned out not to belong to the report."""
+        self.items.remove(item)
+        self._by_path.pop(item.path.resolve(), None)
+        if item.f is not None:
+            item.f.close()
+
     def of_kind(self, kind: str) -> list[Item]:
         return [it for it in self.items if it.kind == kind]
 
@@ -118,7 +120,7 @@ def collect(paths: list, follow: bool = True,
             if it.name in done:
                 continue
             done.add(it.name)
-            for param, kind in REFERENCES.get(it.kind, {}).items():
+            for param, kind in KINDS[it.kind].references.items():
                 value = it.params.get(param)
                 if not value:
                     continue
@@ -130,6 +132,7 @@ def collect(paths: list, follow: bool = True,
                     continue
                 if not follow and found.resolve() not in col._by_path:
                     continue
+                new = found.resolve() not in col._by_path
                 try:
                     ref = col.add(found, False)
                 except BadInputError as e:
@@ -138,6 +141,15 @@ def collect(paths: list, follow: bool = True,
                 if ref.kind != kind:
                     warn(f"its {param} file {found} is a {ref.kind} file, not {kind}",
                          str(it.path))
+                    continue
+                want = it.params.get(f"{param}_id")
+                have = ref.f.file_id if ref.f is not None else None
+                if want and have and want != have:
+                    warn(f"its {param} file {found} is not the file it was made from (another "
+                         f"file of that name: its wsd_id differs); figures that need it are "
+                         "left out", str(it.path))
+                    if new:
+                        col.discard(ref)
                     continue
                 it.refs[param] = ref
                 todo.append(ref)

@@ -1,4 +1,5 @@
-"""Numeric fast paths: bfloat16 autocast and channels-last weights, where they measure faster.
+"""Where a model runs: the device (:func:`pick_device`), and the numeric fast paths, bfloat16
+autocast and channels-last weights, where they measure faster.
 
 Measured on this project's 2-core CPU machine (an Intel Xeon with AMX and AVX512-BF16;
 benchmarks/models_probe.py, batch 64, windows/s of eager float32 -> bfloat16 autocast with
@@ -30,6 +31,29 @@ import functools
 #: alone measured 0.002-0.008 on the registered architectures (random weights, 8 windows);
 #: the faulty kernel 0.14-0.28 untrained and about 1 on a trained model.
 TOLERANCE = 0.05
+
+
+def pick_device(name: str) -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu; ``cuda`` without one is a usage
+    error (exit 2)."""
+    import torch
+
+    from wsd.errors import UsageError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device")
+    return name
+
+
+def check_device_name(name: str) -> None:
+    """A usage error (exit 2) unless ``name`` is auto, cpu, cuda or cuda:N."""
+    from wsd.errors import UsageError
+
+    if not (name in ("auto", "cpu", "cuda") or (name.startswith("cuda:")
+                                                 and name[5:].isdigit())):
+        raise UsageError(f"--device must be auto, cpu or cuda (got {name})")
 
 
 @functools.lru_cache(maxsize=1)

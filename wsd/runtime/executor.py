@@ -21,9 +21,17 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Seconds to wait for a Dask scheduler before saying it cannot be reached.
+SCHEDULER_TIMEOUT_S = 10
+
+
 def _init_worker(threads: int) -> None:
     """Local worker processes share the machine's cores: each gets its part for the
-    numeric libraries' thread pools (torch, OpenMP, BLAS) instead of all of them."""
+    numeric libraries' thread pools (torch, OpenMP, BLAS) instead of all of them; Ctrl-C is
+    left to the coordinating process, which cancels the pool and cleans up."""
+    from wsd.runtime.signals import ignore_in_worker
+
+    ignore_in_worker()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
@@ -48,7 +56,15 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
     if scheduler:
         from distributed import Client, as_completed
 
-        with Client(scheduler) as client:
+        from wsd.errors import WsdError
+
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            raise WsdError(f"cannot reach the Dask scheduler at {scheduler} within "
+                           f"{SCHEDULER_TIMEOUT_S} s ({type(e).__name__}); is it running?"
+                           ) from None
+        with client:
             futures = client.map(fn, tasks, pure=False, retries=2)
             try:
                 for fut in as_completed(futures):

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from wsd.errors import BadInputError
-from wsd.io.store import _decode, _open, read_params, write_header, write_params, write_sources
+from wsd.io.store.schema import _decode, read_params, write_header, write_params, write_sources
 
 
 def _put_tree(g: h5py.Group, tree, name: str) -> None:
@@ -68,8 +68,12 @@ def save_model(path, *, arch: str, config: dict, state_dict: dict, spectrogram: 
                norm: dict, params: dict, history: list[str], loss_history: dict,
                sources: dict | None = None, extra: dict | None = None,
                checkpoint: dict | None = None) -> None:
-    """Write a model (or, with ``checkpoint``, a resumable checkpoint) to ``path``."""
-    with h5py.File(path, "w") as f:
+    """Write a model (or, with ``checkpoint``, a resumable checkpoint) to ``path``. The
+    file is built in memory and written in one go, so a full disk is a plain OSError,
+    never a half-flushed HDF5 file (which HDF5 may crash trying to close)."""
+    from wsd.io.store.atomic import in_memory_h5
+
+    with in_memory_h5(path) as f:
         write_header(f, "model", params, spectrogram, history)
         if sources is not None:
             write_sources(f, sources)
@@ -90,35 +94,50 @@ def save_model(path, *, arch: str, config: dict, state_dict: dict, spectrogram: 
             c = f.create_group("checkpoint")
             for k, v in checkpoint.items():
                 _put_tree(c, v, k)
+        else:
+            from wsd.io.store.netcdf import apply_schema
+
+            apply_schema(f)  # dimension names and units for xarray
 
 
 def load_model(path, checkpoint: bool = False) -> dict:
     """Read a model file: arch, config, state_dict (torch tensors), spectrogram, norm, ..."""
     import torch
 
-    with _open(path) as f:
-        kind = _decode(f.attrs.get("wsd_kind"))
-        if kind != "model":
-            raise BadInputError(f"is a {kind or 'non-wsd'} file; expected a model", path)
-        out = {
-            "path": str(path), "arch": _decode(f.attrs["arch"]),
-            "config": json.loads(_decode(f.attrs["arch_config"])),
-            "state_dict": {k: torch.from_numpy(np.array(d[()])) for k, d in f["weights"].items()},
-            "spectrogram": read_params(f["spectrogram"]), "norm": read_params(f["normalisation"]),
-            "params": read_params(f),
-            "history": [x for x in _decode(f.attrs.get("history", "")).split("\n") if x],
-            "loss_history": {k: d[()].tolist() for k, d in f["loss_history"].items()},
-            "extra": {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)},
-            "sources": ({k: (d.asstr()[:] if d.dtype.kind == "O" else d[:])
-                         for k, d in f["sources"].items()} if "sources" in f else None),
-        }
-        # h5py sorts names; keep the state dict in the order torch wants at load time
-        if checkpoint:
-            if "checkpoint" not in f:
-                raise BadInputError("is not a checkpoint", path)
-            c = f["checkpoint"]
-            names = list(c.keys()) + [k[5:] for k in c.attrs if k.startswith("json:")]
-            out["checkpoint"] = {k: _get_tree(c, k, as_tensor=True) for k in names}
+    from wsd.io.store.files import open_file
+    from wsd.io.store.netcdf import is_dim
+
+    with open_file(path, "model") as wf:  # checked against the model kind on open
+        f = wf.f
+        try:
+            out = {
+                "path": str(path), "id": wf.file_id, "arch": _decode(f.attrs["arch"]),
+                "config": json.loads(_decode(f.attrs["arch_config"])),
+                "state_dict": {k: torch.from_numpy(np.array(d[()]))
+                               for k, d in f["weights"].items()},
+                "spectrogram": (read_params(f["spectrogram"]) if "spectrogram" in f else {}),
+                "norm": read_params(f["normalisation"]),
+                "params": read_params(f),
+                "history": [x for x in _decode(f.attrs.get("history", "")).split("\n") if x],
+                "loss_history": ({k: d[()].tolist() for k, d in f["loss_history"].items()}
+                                 if "loss_history" in f else {}),
+                "extra": {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)
+                          and not is_dim(f[k])},
+                "sources": ({k: (d.asstr()[:] if d.dtype.kind == "O" else d[:])
+                             for k, d in f["sources"].items()} if "sources" in f else None),
+            }
+            if checkpoint:
+                if "checkpoint" not in f:
+                    raise BadInputError("is not a checkpoint", path)
+                c = f["checkpoint"]
+                names = list(c.keys()) + [k[5:] for k in c.attrs if k.startswith("json:")]
+                out["checkpoint"] = {k: _get_tree(c, k, as_tensor=True) for k in names}
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise BadInputError(f"damaged model file ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:160] if str(e) else ''})",
+                                path) from None
+    if not out["spectrogram"]:
+        raise BadInputError("model has no spectrogram settings (group 'spectrogram')", path)
     return out
 
 

@@ -8,7 +8,8 @@ import os
 import h5py
 import numpy as np
 
-from wsd.io.store import _open
+from wsd.errors import BadInputError
+from wsd.io.store.files import open_h5
 
 _HANDLES: dict[tuple[int, str], h5py.File] = {}
 
@@ -17,17 +18,14 @@ def _handle(path: str) -> h5py.File:
     key = (os.getpid(), path)
     f = _HANDLES.get(key)
     if f is None or not f.id.valid:
-        f = _HANDLES[key] = _open(path)
+        f = _HANDLES[key] = open_h5(path)
     return f
 
 
 def read_rows(path: str, name: str, a: int, b: int) -> np.ndarray:
     """``name[a:b]`` of the file at ``path`` (a contiguous, hence fast, read)."""
-    return _handle(str(path))[name][a:b]
-
-
-def close_all() -> None:
-    for k, f in list(_HANDLES.items()):
-        if k[0] == os.getpid():
-            f.close()
-            del _HANDLES[k]
+    try:
+        return _handle(str(path))[name][a:b]
+    except OSError as e:
+        raise BadInputError(f"damaged data in '{name}' rows {a}-{b} "
+                            f"({str(e).splitlines()[0][:160]})", path) from None

@@ -6,7 +6,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from wsd.io.store import STR, write_header, write_sources
+from wsd.io.store.atomic import atomic_output
+from wsd.io.store.files import open_h5
+from wsd.io.store.schema import STR, write_header, write_sources
 
 
 class RowWriter:
@@ -63,29 +65,26 @@ class RowWriter:
                 obj.attrs[k] = v
 
     def close(self) -> None:
-        self.f.close()
+        """Label every dataset for xarray (:func:`wsd.io.store.netcdf.apply_schema`) when
+        the file is complete, and close it."""
+        from wsd.io.store.netcdf import apply_schema
+
+        try:
+            if self.f.id.valid and self.f.mode != "r":
+                apply_schema(self.f)
+        finally:
+            self.f.close()
 
 
 def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
     """A small HDF5 file of named arrays, written atomically (a task's shard)."""
-    import os
-    from pathlib import Path
+    from wsd.io.store.atomic import in_memory_h5
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for k, v in arrays.items():
-                f.create_dataset(k, data=np.asarray(v))
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    with atomic_output(path, force=True) as tmp, in_memory_h5(tmp) as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=np.asarray(v))
 
 
 def read_arrays(path) -> dict[str, np.ndarray]:
-    from wsd.io.store import _open
-
-    with _open(path) as f:
+    with open_h5(path) as f:
         return {k: f[k][()] for k in f}

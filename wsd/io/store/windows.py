@@ -11,16 +11,15 @@ virtual dataset (``virtual``; no copy, the file must stay beside its shard folde
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from wsd.errors import WsdIOError
-from wsd.io.store import (concat_sources, read_params, write_header, write_params,
-                       write_rows, write_sources, _open)
+from wsd.io.store.atomic import AtomicOutput, atomic_output
+from wsd.io.store.files import open_h5 as _open
+from wsd.io.store.schema import (concat_sources, read_params, write_header, write_params,
+                                 write_rows, write_sources)
 
 CHUNK_BYTES = 1 << 20  # about 1 MB per chunk of windows
 
@@ -30,23 +29,16 @@ def chunk_windows(frames: int, bins: int, itemsize: int) -> int:
     return max(1, CHUNK_BYTES // (frames * bins * itemsize))
 
 
-def shard_folder(out) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".shards")
-
-
 class ShardWriter:
     """Write one recording's windows to ``final`` atomically (buffered in whole chunks)."""
 
     def __init__(self, final, frames: int, bins: int, dtype: str):
         self.final = Path(final)
-        self.tmp = self.final.with_name(f".{self.final.name}.{os.getpid()}.tmp")
+        self.out = AtomicOutput(self.final, force=True)
+        self.tmp = self.out.tmp
         self.dtype = np.dtype(dtype)
         self.chunk = chunk_windows(frames, bins, self.dtype.itemsize)
-        try:
-            self.f = h5py.File(self.tmp, "w")
-        except OSError as e:
-            raise WsdIOError(f"cannot create shard ({e})", self.tmp) from None
+        self.f = _open(self.tmp, "w")
         self.ds = self.f.create_dataset("windows", shape=(0, frames, bins),
                                         maxshape=(None, frames, bins), dtype=self.dtype,
                                         chunks=(self.chunk, frames, bins))
@@ -82,10 +74,16 @@ class ShardWriter:
         if self._nbuf >= self.chunk:
             self._flush()
 
-    def commit(self, source_row: dict, rows: dict[str, np.ndarray], params: dict) -> None:
-        """Write the per-window rows and the source row, close and rename into place."""
+    def commit(self, source_row: dict, rows: dict[str, np.ndarray], params: dict,
+               transform=None) -> None:
+        """Write the per-window rows and the source row, close and rename into place.
+        ``transform(windows_dataset, start_s)``, when given, rewrites the recording's
+        windows in place first (whitening needs all of them), before the shard is final."""
         try:
             self._flush(final=True)
+            if transform is not None:
+                starts = self.start_s
+                transform(self.ds, np.concatenate(starts) if starts else np.zeros(0))
             cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
             write_rows(self.f, {"start_s": cat(self.start_s, np.float64),
                                 "end_s": cat(self.end_s, np.float64),
@@ -93,7 +91,7 @@ class ShardWriter:
             write_sources(self.f, concat_sources([source_row]))
             write_params(self.f, params)
             self.f.close()
-            os.replace(self.tmp, self.final)
+            self.out.commit()
         except BaseException:
             self.abort()
             raise
@@ -101,8 +99,7 @@ class ShardWriter:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.f.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self.out.abort()
 
 
 def read_shard(path) -> tuple[dict, dict[str, np.ndarray], int]:
@@ -125,6 +122,9 @@ class ShardView:
         self._freqs = spec.freqs()
         self.n = self.f["windows"].shape[0]
 
+    def shape(self, name: str) -> tuple:
+        return self.f[name].shape
+
     def read(self, name: str, sel=slice(None)) -> np.ndarray:
         if name == "freqs":
             return self._freqs
@@ -142,31 +142,22 @@ class ShardView:
 def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
     """Write ``dst`` (atomically) with the windows of shard ``src`` where ``keep``, the
     source ``row`` and an ``activity`` group (events and counts of the whole recording)."""
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     idx = np.flatnonzero(keep)
-    try:
-        with _open(src) as s, h5py.File(tmp, "w") as d:
-            w = s["windows"]
-            ds = d.create_dataset("windows", shape=(len(idx), *w.shape[1:]),
-                                  maxshape=(None, *w.shape[1:]), dtype=w.dtype, chunks=w.chunks)
-            step = max(1, w.chunks[0]) * 16
-            for a in range(0, len(idx), step):
-                part = idx[a : a + step]
-                ds[a : a + len(part)] = w[part[0] : part[-1] + 1][part - part[0]]
-            write_rows(d, {k: (s[k].asstr()[:] if s[k].dtype.kind == "O" else s[k][:])[idx]
-                           for k in s if isinstance(s[k], h5py.Dataset)
-                           and k not in ("windows",)})
-            write_sources(d, concat_sources([row]))
-            write_params(d, read_params(s))
-            g = d.create_group("activity")
-            for k, v in activity.items():
-                g.create_dataset(k, data=np.asarray(v))
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_output(dst, force=True) as tmp, _open(src) as s, h5py.File(tmp, "w") as d:
+        w = s["windows"]
+        ds = d.create_dataset("windows", shape=(len(idx), *w.shape[1:]),
+                              maxshape=(None, *w.shape[1:]), dtype=w.dtype, chunks=w.chunks)
+        step = max(1, w.chunks[0]) * 16
+        for a in range(0, len(idx), step):
+            part = idx[a : a + step]
+            ds[a : a + len(part)] = w[part[0] : part[-1] + 1][part - part[0]]
+        write_rows(d, {k: (s[k].asstr()[:] if s[k].dtype.kind == "O" else s[k][:])[idx]
+                       for k in s if isinstance(s[k], h5py.Dataset) and k != "windows"})
+        write_sources(d, concat_sources([row]))
+        write_params(d, read_params(s))
+        g = d.create_group("activity")
+        for k, v in activity.items():
+            g.create_dataset(k, data=np.asarray(v))
 
 
 def read_activity(path) -> dict | None:
@@ -174,11 +165,6 @@ def read_activity(path) -> dict | None:
         if "activity" not in f:
             return None
         return {k: f["activity"][k][()] for k in f["activity"]}
-
-
-def shard_params(path) -> dict:
-    with _open(path) as f:
-        return read_params(f)
 
 
 def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype: str,
@@ -250,64 +236,9 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
             g.create_dataset("windows_sliced", data=per)
             g.create_dataset("floor_db", data=floor)
         ds.attrs["units"] = "dB re full-scale sine"
-        ds.attrs["axes"] = "window, frame, frequency"
         fq = f.create_dataset("freqs", data=np.asarray(freqs, np.float64))
         fq.attrs["units"] = "Hz"
-        fq.make_scale("frequency")
-        ds.dims[2].attach_scale(fq)
+        from wsd.io.store.netcdf import apply_schema
+
+        apply_schema(f)  # dimension names and units for xarray
     return n_total
-
-
-SHARD_NAME = re.compile(r"^\d{7}-[0-9a-f]{16}\.h5$")
-TEMP_NAME = re.compile(r"^\.(.+)\.(\d+)\.tmp$")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def remove_stale_temps(out) -> None:
-    """Delete temporaries left by killed runs: ``.OUT.PID.tmp`` beside ``out`` and
-    ``.SHARD.PID.tmp`` in its shard folder, when process PID is gone or is this one.
-    Remove the shard folder itself when that leaves it empty."""
-    out = Path(out)
-    folder = shard_folder(out)
-
-    def temps(where: Path, ok) -> list[tuple[Path, int]]:
-        try:
-            names = os.listdir(where)
-        except OSError:
-            return []
-        found = [(where / n, TEMP_NAME.match(n)) for n in names]
-        return [(p, int(m.group(2))) for p, m in found if m and ok(m.group(1))]
-
-    cands = temps(out.parent, lambda n: n == out.name)
-    if folder.is_dir():
-        cands += temps(folder, lambda n: SHARD_NAME.match(n) is not None)
-    for p, pid in cands:
-        if pid == os.getpid() or not _pid_alive(pid):
-            with contextlib.suppress(OSError):
-                p.unlink()
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # only succeeds when empty
-
-
-def remove_shards(out, keep: set[str] | None = None) -> None:
-    """Delete the shards (all, or those not named in ``keep``) and stale temporaries; the
-    shard folder goes when empty. Only files named like shards are touched, so a folder
-    that merely has the name is never emptied."""
-    folder = shard_folder(out)
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if SHARD_NAME.match(p.name) and (keep is None or p.name not in keep):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-    remove_stale_temps(out)

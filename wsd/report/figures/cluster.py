@@ -153,7 +153,9 @@ def novelty_view(xy: np.ndarray, novelty: np.ndarray, top: np.ndarray,
 def gallery(panels: list[tuple[np.ndarray, str]], hop_s: float, offset_s: float,
             freqs: np.ndarray, vmin: float, vmax: float, title: str, max_s: float):
     """One cluster's gallery: a row of spectrograms ``(cols, bins)`` dB each starting at 0 s
-    (the medoid first), on one time scale of ``max_s`` seconds and one colour scale.
+    (the medoid first), on one time scale of ``max_s`` seconds and one colour scale. Each
+    panel's caption is wrapped to two lines of its width and shortened with an ellipsis
+    beyond, so captions never overlap their neighbours.
 
     Returns ``(fig, axes)``."""
     n = len(panels)
@@ -161,12 +163,11 @@ def gallery(panels: list[tuple[np.ndarray, str]], hop_s: float, offset_s: float,
     fig = P.figure(width, 3.0)
     axes = []
     im = None
-    for i, (img, caption) in enumerate(panels):
+    for i, (img, _) in enumerate(panels):
         ax = fig.add_subplot(1, n, i + 1, sharey=axes[0] if axes else None)
         im = P.spectrogram(ax, img, 0.0, hop_s, offset_s, freqs, vmin, vmax, xlabel=True,
                            ylabel=i == 0)
         ax.set_xlim(0, max_s)
-        ax.set_title(caption, fontsize=7.5, color="black" if i else "#8b0000")
         ax.tick_params(labelsize=7)
         if i:
             ax.tick_params(labelleft=False)
@@ -174,5 +175,7 @@ def gallery(panels: list[tuple[np.ndarray, str]], hop_s: float, offset_s: float,
     fig.suptitle(title, fontsize=10, x=0.01, ha="left")
     right = min(1 - 0.9 / width, (0.6 + 2.3 * n - 0.2) / width)
     fig.subplots_adjust(left=0.6 / width, right=right, bottom=0.17, top=0.76, wspace=0.08)
+    for i, (ax, (_, caption)) in enumerate(zip(axes, panels)):
+        P.fitted_title(ax, caption, 7.5, color="black" if i else "#8b0000")
     P.colorbar(fig, im, axes[-1]).ax.tick_params(labelsize=7)
     return fig, axes

@@ -100,7 +100,8 @@ def confusion(matrices: dict[str, np.ndarray], positive: str, negative: str):
 
 def score_histogram(score: np.ndarray, y: np.ndarray | None, threshold: float | None,
                     positive: str, score_name: str):
-    """Distribution of the per-window score, split by truth when labels exist."""
+    """Distribution of the per-window score, split by truth when ``y`` ``(n,)`` bool is
+    given (it should hold both classes)."""
     s = np.asarray(score, dtype=np.float64)
     fig = P.figure(6.5, 3.6)
     ax = fig.add_subplot()
@@ -117,7 +118,7 @@ def score_histogram(score: np.ndarray, y: np.ndarray | None, threshold: float | 
     ax.set_ylabel("windows")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    ax.set_title("per-window score by true class", fontsize=10)
+    ax.set_title("per-window score" + (" by true class" if y is not None else ""), fontsize=10)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
     return fig
 

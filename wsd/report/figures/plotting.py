@@ -101,3 +101,74 @@ def category_colours(n: int) -> list:
     if n <= 20:
         return [matplotlib.colormaps["tab20"](i) for i in range(n)]
     return [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
+
+
+ELLIPSIS = "\u2026"
+_BREAK_AFTER = " _-/.,"
+
+
+def fit_text(text: str, width: float, measure, max_lines: int = 2) -> str:
+    """``text`` broken into at most ``max_lines`` lines each no wider than ``width`` (as
+    ``measure(line)`` gives it), breaking after a space, ``_``, ``-``, ``/``, ``.`` or ``,``
+    where one is near, else anywhere. Text that still does not fit loses characters from
+    its middle, marked by an ellipsis, so its start and its end (a time, a label) stay."""
+    text = " ".join(text.split())
+    lines = _wrap(text, width, measure)
+    if len(lines) <= max_lines:
+        return "\n".join(lines)
+    lo, hi, best = 1, len(text), [ELLIPSIS]
+    while lo <= hi:  # the fewest characters to drop
+        k = (lo + hi) // 2
+        head = (len(text) - k + 1) // 2
+        lines = _wrap(text[:head] + ELLIPSIS + text[head + k:], width, measure)
+        if len(lines) <= max_lines:
+            best, hi = lines, k - 1
+        else:
+            lo = k + 1
+    return "\n".join(best)
+
+
+def _wrap(text: str, width: float, measure) -> list[str]:
+    """Greedy line breaking of ``text`` to ``width`` (see :func:`fit_text`)."""
+    lines: list[str] = []
+    rest = text
+    while rest:
+        if measure(rest) <= width:
+            lines.append(rest)
+            break
+        n = _longest_fit(rest, width, measure)
+        cut = max((rest.rfind(c, 0, n) + 1 for c in _BREAK_AFTER), default=0)
+        cut = cut if cut > n // 2 else n
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return lines
+
+
+def _longest_fit(s: str, width: float, measure) -> int:
+    """The longest prefix length of ``s`` (at least 1) no wider than ``width``."""
+    lo, hi = 1, len(s)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(s[:mid]) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def fitted_title(ax, text: str, fontsize: float, max_lines: int = 2, **kw):
+    """Set ``ax``'s title to ``text`` wrapped and shortened (:func:`fit_text`) to the width
+    of ``ax`` at the figure's size, so neighbouring panels' titles never overlap; the full
+    text belongs in the page's tooltip. Returns the title's Text."""
+    from matplotlib.font_manager import FontProperties
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    prop = FontProperties(size=fontsize)
+    width = ax.get_position().width * fig.get_figwidth() * fig.dpi - 2
+
+    def measure(s: str) -> float:
+        return renderer.get_text_width_height_descent(s, prop, ismath=False)[0]
+
+    return ax.set_title(fit_text(text, width, measure, max_lines), fontsize=fontsize,
+                        parse_math=False, **kw)

@@ -70,14 +70,58 @@ def timeline_block(ctx: Ctx, wd: WindowsData, sid: int, t0: float, t1: float, ke
     if sx is not None:
         box["bottom"] = axes_box(fig, sx)["bottom"]
     src = ctx.save(fig, key)
-    audio = ctx.clips.timeline(key, wd.paths[sid] if sid < len(wd.paths) else "", t0, t1,
-                               near=wd.item.path, rate=wd.sample_rate)
+    clip = ctx.clips.timeline(key, wd.paths[sid] if sid < len(wd.paths) else "", t0, t1,
+                              near=wd.item.path, **ctx.band(wd.item))
     wins = None
     if det is not None:
         wins = [[round(float(a), 4), round(float(b), 4), float(s), bool(p)] for a, b, s, p in
                 zip(det["start"], det["end"], det["score"], det["positive"])]
-    return Timeline(src=src, caption=caption, t0=t0, t1=t1, box=box, audio=audio, windows=wins,
-                    score_name=det["score_name"] if det else "score")
+    return Timeline(src=src, caption=caption, t0=t0, t1=t1, box=box,
+                    audio=clip.src if clip else None, windows=wins,
+                    score_name=det["score_name"] if det else "score",
+                    speed=clip.speed if clip else 1.0)
+
+
+def _one_class(y: np.ndarray, name: str, level: str) -> str:
+    return (f"every {level} is '{name}'" if y.all() else f"no {level} is '{name}'")
+
+
+def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, source_id,
+                      name: str, metrics: dict) -> bool:
+    """ROC/PR curves and confusion matrices of the levels (window, recording) whose labels
+    hold both classes, a note for the others; ``metrics["computed"]`` for all. Whether the
+    windows' labels hold both classes (so the score distribution can be split by them)."""
+    from wsd.metrics.detection import per_recording
+
+    if y is None:
+        sec.blocks.append(Note("No labels in this file: no ROC, precision-recall or confusion "
+                               "matrix, and the score distribution is not split by true "
+                               "class (slice with --labels to get them)."))
+        return False
+    recs, y_rec, s_rec = per_recording(y, score, source_id)
+    d_rec = np.zeros(len(recs), bool)
+    np.logical_or.at(d_rec, np.searchsorted(recs, source_id), positive)
+    levels = {"window": (y, score, positive), "recording": (y_rec, s_rec, d_rec)}
+    metrics["computed"] = {lv: decision_metrics(*v) for lv, v in levels.items()}
+    two = {lv: v for lv, v in levels.items() if v[0].any() and not v[0].all()}
+    one = [f"per {lv} ({_one_class(v[0], name, lv)})" for lv, v in levels.items()
+           if lv not in two]
+    if one:
+        sec.blocks.append(Note("The labels hold a single class " + " and ".join(one) + ": no "
+                               "ROC, precision-recall curve or confusion matrix there"
+                               + ("" if "window" in two else ", and the score distribution "
+                                  "is not split by true class") + "."))
+    if two:
+        sec.blocks.append(Figure(ctx.save(FD.roc_pr(two, name), f"{det.name}_roc_pr"),
+                                 "ROC and precision-recall curves of the per-window score (a "
+                                 "recording's score is its highest window score); dots mark "
+                                 "the detector's decisions."))
+        cms = {lv: metrics["computed"][lv]["confusion"] for lv in two}
+        sec.blocks.append(Figure(ctx.save(FD.confusion(cms, name, "rest"),
+                                          f"{det.name}_confusion"),
+                                 "Confusion matrices of the decisions: counts, and rates per "
+                                 "true class (rows sum to 100%)."))
+    return "window" in two
 
 
 def detections_section(ctx: Ctx, det: Item) -> tuple[Section, dict]:
@@ -103,35 +147,17 @@ def detections_section(ctx: Ctx, det: Item) -> tuple[Section, dict]:
     if stored:
         metrics["stored"] = json.loads(stored) if isinstance(stored, str) else stored
     any_label = not pos_label or pos_label == "*"
-    y = None
-    if f.has("label"):
-        y, counts = label_mask(f, None if any_label else str(pos_label))
+    y, counts = (label_mask(f, None if any_label else str(pos_label)) if f.has("label")
+                 else (None, {}))
+    if y is not None:
         metrics["labels"] = counts
-    if y is not None and counts:
-        name = "call" if any_label else str(pos_label)
-        from wsd.metrics.detection import per_recording
-
-        recs, y_rec, s_rec = per_recording(y, score, source_id)
-        d_rec = np.zeros(len(recs), bool)
-        np.logical_or.at(d_rec, np.searchsorted(recs, source_id), positive)
-        levels = {"window": (y, score, positive), "recording": (y_rec, s_rec, d_rec)}
-        metrics["computed"] = {lv: decision_metrics(*v) for lv, v in levels.items()}
-        sec.blocks.append(Figure(ctx.save(FD.roc_pr(levels, name), f"{det.name}_roc_pr"),
-                                 "ROC and precision-recall curves of the per-window score (a "
-                                 "recording's score is its highest window score); dots mark "
-                                 "the detector's decisions."))
-        cms = {lv: metrics["computed"][lv]["confusion"] for lv in levels}
-        sec.blocks.append(Figure(ctx.save(FD.confusion(cms, name, "rest"),
-                                          f"{det.name}_confusion"),
-                                 "Confusion matrices of the decisions: counts, and rates per "
-                                 "true class (rows sum to 100%)."))
-        hist = FD.score_histogram(score, y, threshold, name, score_name)
-    else:
-        hist = FD.score_histogram(score, None, threshold, "", score_name)
-        sec.blocks.append(Note("No labels in this file: no ROC, precision-recall or confusion "
-                               "matrix (slice with --labels to get them)."))
+    name = "call" if any_label else str(pos_label)
+    by_class = _labelled_figures(ctx, sec, det, y if counts else None, score, positive,
+                                 source_id, name, metrics)
+    hist = FD.score_histogram(score, y if by_class else None, threshold, name, score_name)
     sec.blocks.append(Figure(ctx.save(hist, f"{det.name}_scores"),
-                             "Distribution of the per-window score (log scale)."))
+                             "Distribution of the per-window score (log scale)"
+                             + (", by true class." if by_class else ".")))
     wd = ctx.windows(det.refs.get("windows"))
     sec.blocks += _timelines(ctx, det, wd, source_id, start_s, end_s, score, positive,
                              threshold, score_name, ev)
@@ -188,7 +214,7 @@ def _events_table(ctx: Ctx, det: Item, wd: WindowsData | None, ev: dict) -> Clip
         key = f"{det.name}_event_{rank + 1:04d}"
         if sid < len(paths):
             ctx.clips.request(key, paths[sid], a, b, (2, rank, 1), near=det.path,
-                              rate=(det.f.spectrogram or {}).get("sample_rate"))
+                              **ctx.band(det))
         name = paths[sid].rsplit("/", 1)[-1] if sid < len(paths) else str(sid)
         cells = [rank + 1, name, round(a, 3), round(b, 3), round(b - a, 3),
                  float(ev["score"][i]) if "score" in ev else None,
@@ -199,8 +225,12 @@ def _events_table(ctx: Ctx, det: Item, wd: WindowsData | None, ev: dict) -> Clip
                                                  "duration (s)", "score", "windows"], rows)
 
 
-def windows_section(ctx: Ctx, win: Item) -> tuple[Section, dict]:
-    """Timelines of a windows file given on its own (labels marked), and label counts."""
+def windows_section(ctx: Ctx, win: Item) -> tuple[Section, dict] | None:
+    """Timelines of a windows file given on its own (labels marked), and label counts; None
+    for a windows file only followed, or shown by a detections section already."""
+    if not win.given or any(d.refs.get("windows") is win
+                            for d in ctx.col.of_kind("detections")):
+        return None
     wd = ctx.windows(win)
     sec = Section(f"Windows: {win.display}", anchor=f"win-{win.name}")
     metrics: dict = {"kind": "windows", "n_windows": int(wd.n), "n_sources": len(wd.paths)}

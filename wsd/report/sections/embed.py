@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsd.report.figures import embed as FE
-from wsd.report.analysis import dense_regions, knn_accuracy, project_2d
+from wsd.report.analysis import dense_regions, knn_accuracy
 from wsd.report.context import Ctx, spectrogram_axes
 from wsd.report.collect import Item
 from wsd.report.page import Figure, Note, Section
@@ -33,6 +33,20 @@ def _same_rows(a: Item, b: Item) -> bool:
         return False
     return bool(np.array_equal(a.f.read("source_id"), b.f.read("source_id"))
                 and np.allclose(a.f.read("start_s"), b.f.read("start_s")))
+
+
+def _informative(colourings: list) -> tuple[list, list]:
+    """The colourings that tell windows apart (two categories or more), and a note for each
+    of the others (every window shown in one category: one colour, nothing to see)."""
+    keep, notes = [], []
+    for cname, values, empty in colourings:
+        kinds = np.unique(np.asarray(values).astype(str))
+        if len(kinds) > 1:
+            keep.append((cname, values, empty))
+        else:
+            notes.append(Note(f"The map is not coloured by {cname}: every window shown is "
+                              f"{str(kinds[0]) if len(kinds) and kinds[0] else empty!r}."))
+    return keep, notes
 
 
 def embeddings_section(ctx: Ctx, emb: Item) -> tuple[Section, dict]:
@@ -63,7 +77,8 @@ def embeddings_section(ctx: Ctx, emb: Item) -> tuple[Section, dict]:
                        else ("detected", "not detected"))
             colourings.append((f"{silence or 'detector'} decision ({det.display})",
                                np.where(pos, on, ""), off))
-    xy, info = project_2d(x, ctx.opts.projection, ctx.opts.seed)
+    colourings, dropped = _informative(colourings)
+    xy, info = ctx.project(x)
     if info["method"] == "pca":
         ev = info["explained_variance_ratio"]
         axis_names = (f"PC 1 ({ev[0]:.0%} of variance)", f"PC 2 ({ev[1]:.0%} of variance)")
@@ -77,6 +92,7 @@ def embeddings_section(ctx: Ctx, emb: Item) -> tuple[Section, dict]:
                              f"Embedding map ({info['method'].upper()}) of {shown}, {dim}-d "
                              f"vectors; dashed boxes are the densest regions, enlarged on the "
                              f"right."))
+    sec.blocks += dropped
     metrics["projection"] = info
     if labels is not None and (labels != "").any():
         metrics["knn5_label_accuracy"] = knn_accuracy(x, labels, k=5)
@@ -111,8 +127,11 @@ def _network(ctx: Ctx, model: Item):
         return None
 
 
-def model_section(ctx: Ctx, model: Item, generated_elsewhere: bool) -> tuple[Section, dict]:
-    """Training curves, first-layer filters and (GAN) generated windows of a model file."""
+def model_section(ctx: Ctx, model: Item) -> tuple[Section, dict]:
+    """Training curves, first-layer filters and (GAN) generated windows of a model file
+    (generated here unless an embeddings file of the report stores them)."""
+    generated_elsewhere = any(e.refs.get("model") is model and e.f.has("generated")
+                              for e in ctx.col.of_kind("embeddings"))
     from wsd.io.store.models import load_model
 
     sec = Section(f"Model: {model.display}", anchor=f"model-{model.name}")

@@ -21,7 +21,7 @@ Defaults are a small ViT sized for spectrogram windows rather than 224 x 224 pho
 patch 8, hidden 192, 6 layers of 3 heads, MLP 768 (ViT-Tiny's width at half its depth):
 with 32 x 256 windows (4 x 32 = 128 patches) 2,707,394 trainable parameters for two classes.
 
-Pretrained weights (``weights=FILE``, see :mod:`wsd.models.xception` for the rules): a
+Pretrained weights (``weights=FILE``, see :mod:`wsd.models.pretrained` for the rules): a
 3-channel ``conv_proj`` is summed to one channel; position embeddings of a square grid
 (torchvision's 14 x 14 at 224 px) are resized bicubically to this model's patch grid.
 ``freeze=true`` trains only the head.
@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsd.models import register
-from wsd.models.attention import summary_forward
-from wsd.models.xception import PretrainedClassifier
+from wsd.models.base import summary_forward
+from wsd.models.pretrained import PretrainedClassifier
 
 _LN_EPS = 1e-6  # torchvision's ViT LayerNorm epsilon
 

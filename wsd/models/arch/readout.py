@@ -38,6 +38,10 @@ from wsd.models.classifier import ClassifierModel
 class Readout(ClassifierModel):
     """MLP head on a frozen encoder; embedding = the head's hidden layer."""
 
+    #: The training loop loads ``--encoder`` and hands its weights to
+    #: :meth:`load_encoder_state` (the model declares it; the loop does not know names).
+    needs_encoder = True
+
     input_kind = "spectrogram"
     defaults = {"n_classes": 2, "hidden": 64, "dropout": 0.1, "encoder_arch": "convae",
                 "encoder_config": "{}"}

@@ -19,7 +19,7 @@ and passed through two time-distributed dense layers.  Defaults, ``frames=32``::
 
 134,282 trainable parameters for two classes.  Differences from the seed: the features
 reach the model unstandardised (their scales differ tenfold), so a BatchNorm over the 4
-features comes first, as in :mod:`wsd.models.inception`.  Keras' ``MultiHeadAttention(
+features comes first, as in :mod:`wsd.models.arch.inception`.  Keras' ``MultiHeadAttention(
 num_heads=8, key_dim=64)`` projects the 4 features straight into 8 heads of 64 and back to
 4 outputs; ``torch.nn.MultiheadAttention`` needs its width divisible by the heads, so the
 features are first mapped to ``units`` (64) and each head has ``units / heads`` dimensions.
@@ -27,7 +27,7 @@ The seed flattens the (frames, 64) sequence into one sigmoid unit; here the sequ
 pooled (mean and max over time, so the model takes any window length and a short call is
 not averaged away) and the head has ``n_classes`` logits trained with cross entropy.
 
-:func:`summary_forward` (also used by :mod:`wsd.models.vit`) makes the layer table count the
+:func:`wsd.models.base.summary_forward` (also used by :mod:`wsd.models.arch.vit`) makes the layer table count the
 attention's output projection, which ``nn.MultiheadAttention`` applies without calling its
 ``out_proj`` module.
 """
@@ -35,31 +35,14 @@ attention's output projection, which ``nn.MultiheadAttention`` applies without c
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from wsd.models import register
+from wsd.models.base import summary_forward
 from wsd.models.classifier import ClassifierModel
-
-
-def summary_forward(model: nn.Module, run: Callable[[], Any]) -> None:
-    """Call ``run()`` (a forward pass) with a hook that also calls every
-    ``nn.MultiheadAttention``'s ``out_proj`` on the attention output, so forward hooks
-    (:meth:`wsd.models.base.WsdModel.layer_table`) see it and count its parameters.  Only
-    for the summary pass: the extra call's result is discarded."""
-
-    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
-        module.out_proj(output[0])
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.MultiheadAttention)]
-    try:
-        run()
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 class _TimePool(nn.Module):

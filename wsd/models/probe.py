@@ -1,0 +1,110 @@
+"""Few-shot classifiers on stored embeddings: fitting the linear probe (:mod:`wsd.models.arch.linear`)
+with scikit-learn, reading it back, and scoring embeddings in bounded memory.
+
+Targets follow ``wsd train --positive``: rows labelled ``positive`` are positives, every
+other row (other labels and unlabelled ones) a negative, except rows labelled
+:data:`IGNORED` (a reviewer's "unsure"), which are left out. Classes are balanced by loss
+weights, so five positives against thousands of background windows still count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsd.errors import BadInputError, UsageError
+
+#: Rows with this label are neither positives nor negatives.
+IGNORED = "unsure"
+#: Rows scored per block when a probe scores a whole embeddings file.
+SCORE_BLOCK = 65536
+
+
+def probe_targets(labels: np.ndarray, positive: str) -> np.ndarray:
+    """``(n,)`` int: 1 positive, 0 negative, -1 ignored (label :data:`IGNORED`)."""
+    from wsd.models.targets import is_positive
+
+    labels = np.asarray(labels, dtype=object)
+    y = is_positive(labels, positive).astype(np.int64)
+    y[labels == IGNORED] = -1
+    if not (y == 1).any():
+        found = sorted(set(labels) - {""})
+        raise UsageError(f"--positive {positive!r}: no row has that label (labels: "
+                         f"{', '.join(found) or 'none'})")
+    if not (y == 0).any():
+        raise UsageError(f"--positive {positive!r}: every row has that label; there are no "
+                         "negatives to learn from")
+    return y
+
+
+def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
+    """A :class:`~wsd.models.arch.linear.LinearProbe` fitted on embeddings ``z`` ``(n, D)``
+    and targets ``y`` ``(n,)`` (0/1, -1 left out): standardisation from the rows used, then
+    balanced L2 logistic regression (sklearn, lbfgs)."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from wsd import models
+
+    use = y >= 0
+    x, t = np.asarray(z, np.float64)[use], y[use]
+    if not np.isfinite(x).all():
+        raise BadInputError("embeddings hold NaN or infinite values")
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 1e-8] = 1.0
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+    lr.fit((x - mean) / scale, t)
+    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c)
+    with torch.no_grad():
+        probe.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        probe.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        w = torch.as_tensor(lr.coef_[0], dtype=torch.float32)
+        b = float(lr.intercept_[0])
+        # two logits whose softmax is the logistic regression's probability
+        probe.out.weight.copy_(torch.stack([-w / 2, w / 2]))
+        probe.out.bias.copy_(torch.tensor([-b / 2, b / 2]))
+    return probe.eval()
+
+
+def predict(model, z: np.ndarray) -> np.ndarray:
+    """P(positive) of embeddings ``z`` ``(n, D)`` under a linear probe: ``(n,)`` float32."""
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(z, np.float32))[:, None, :]
+        return model.predict_proba(t)[:, 1].numpy().astype(np.float32)
+
+
+class LoadedProbe:
+    """A probe read from its model file: ``positive``, ``threshold``, :meth:`predict`."""
+
+    def __init__(self, model, info: dict):
+        self.model, self.info = model, info
+        self.positive = str(info["params"].get("positive") or "")
+        self.threshold = float(info["params"].get("threshold", 0.5))
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """P(positive) of embeddings ``(n, D)``: ``(n,)`` float32."""
+        return predict(self.model, z)
+
+    def predict_rows(self, ds, advance=lambda n=1, **_: None) -> np.ndarray:
+        """:meth:`predict` of every row of ``ds`` (an HDF5 dataset), a block at a time."""
+        out = np.empty(ds.shape[0], np.float32)
+        for a in range(0, ds.shape[0], SCORE_BLOCK):
+            x = np.asarray(ds[a:a + SCORE_BLOCK], np.float32)
+            out[a:a + len(x)] = self.predict(x)
+            advance(len(x))
+        return out
+
+
+def load_probe(path, dim: int) -> LoadedProbe:
+    """The linear probe in model file ``path``, checked to take ``dim``-d embeddings."""
+    from wsd.models.inference import load_trained
+
+    model, info = load_trained(path)
+    if info["arch"] != "linear":
+        raise BadInputError(f"is a {info['arch']} model; expected a linear probe (wsd train "
+                            "EMB.h5 --arch linear)", path)
+    if int(info["config"]["bins"]) != dim:
+        raise BadInputError(f"the probe takes {info['config']['bins']}-d embeddings, these are "
+                            f"{dim}-d (embedded with another model?)", path)
+    return LoadedProbe(model, info)

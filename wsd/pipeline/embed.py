@@ -1,0 +1,133 @@
+"""Coordinator of ``wsd embed``: windows and a trained model in, an embeddings file out.
+
+Windows are embedded in chunks (:mod:`wsd.pipeline.chunks`), each written to a shard under
+``OUT.shards/`` (an interrupted run resumes; ``--workers``/``--scheduler`` spread the
+chunks); the output is the same bit for bit whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsd.errors import UsageError
+from wsd.pipeline.progress import Progress
+
+#: ``--reconstruct``: windows drawn at random, among which the shown ones span quiet to loud.
+RECON_CANDIDATES = 1024
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """What ``wsd embed`` was asked to do (validated here; saved in the output)."""
+
+    batch_size: int = 256
+    device: str = "auto"
+    amp: bool | None = None
+    reconstruct: int = 0
+    seed: int = 0
+    workers: int = 1
+    scheduler: str | None = None
+
+    def __post_init__(self):
+        from wsd.runtime.device import check_device_name
+
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.reconstruct < 0:
+            raise UsageError(f"--reconstruct must be >= 0 (got {self.reconstruct})")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {self.workers})")
+        check_device_name(self.device)
+
+
+def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force: bool,
+              progress: Progress | None = None) -> dict:
+    """Embed every window of ``windows`` with ``model`` into ``out``; returns a summary."""
+    from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
+                              output_lock)
+    from wsd.io.store.rows import RowWriter, read_arrays
+    from wsd.models.inference import check_model_settings, choose_amp
+    from wsd.pipeline import chunks
+    from wsd.runtime.device import pick_device
+    from wsd.runtime.shards import ShardFolder
+
+    progress = progress or Progress()
+    out = Path(out)
+    check_output(out, force, inputs=[windows, model])
+    dev = pick_device(p.device)
+    with output_lock(out), open_file(windows, "windows") as f, \
+            contextlib.ExitStack() as stack:
+        net, info = chunks.cached_model(str(model), dev)
+        check_model_settings(info, f.spectrogram, f.shape("windows")[2], str(windows))
+        n = f.n
+        use_amp, why = choose_amp(net, lambda: f.read("windows", slice(0, min(8, n))),
+                                  info["norm"], dev, p.amp)
+        if why:
+            (progress.warn if p.amp else progress.note)(why)
+        params = {**dataclasses.asdict(p), "windows": str(windows), "model": str(model),
+                  "windows_id": f.file_id, "model_id": info.get("id"),
+                  "arch": info["arch"], "device": dev, "amp": use_amp}
+        hist = list(dict.fromkeys(f.history + info["history"])) + history
+        carried = [k for k in ("padded", "label") if f.has(k)]
+        folder = stack.enter_context(ShardFolder(out).working())
+        tasks = chunks.plan("embed", str(windows), n, str(folder.path), model=str(model),
+                            batch_size=p.batch_size, device=dev, amp=use_amp)
+        with progress.task("embedding", n, "windows") as advance:
+            done = chunks.run(tasks, workers=p.workers, scheduler=p.scheduler,
+                              progress=advance)
+        ensure_space(out, n * (4 * int(net.embedding_dim) + 40))
+        with progress.task("writing", n, "windows") as advance, \
+                atomic_output(out, force) as tmp:
+            w = RowWriter(tmp, "embeddings", params, f.spectrogram, hist, f.sources)
+            try:
+                for t, shard in zip(tasks, done):
+                    sel = slice(t.a, t.b)
+                    cols = {k: f.read(k, sel) for k in ("source_id", "start_s", "end_s",
+                                                        *carried)}
+                    w.append(embeddings=read_arrays(shard)["embeddings"], **cols)
+                    advance(t.b - t.a)
+                if p.reconstruct:
+                    _reconstructions(w, net, f, p.reconstruct, p.seed, info["norm"], dev)
+                w.set_attrs(embedding_dim=int(net.embedding_dim))
+            finally:
+                w.close()
+    return {"windows": n, "dim": int(net.embedding_dim), "amp": use_amp, "device": dev}
+
+
+def _reconstructions(w, net, f, k: int, seed: int, norm: dict, dev: str) -> None:
+    from wsd.models.inference import reconstruct
+
+    mean, std = float(norm["mean"]), float(norm["std"])
+    idx = spread_by_level(f, k, seed)
+    x = np.stack([f.read("windows", int(i)) for i in idx]).astype(np.float32)
+    y = reconstruct(net, x, mean, std, dev)
+    if y is not None:
+        w.put("recon_index", idx)
+        w.put("recon_input", x)
+        w.put("recon_output", y.astype(np.float32))
+    gen = getattr(net, "generate", None)
+    if gen is not None:
+        import torch
+
+        with torch.inference_mode():
+            g = gen(k, seed)
+        if g is not None:
+            w.put("generated", g.float().cpu().numpy() * std + mean)
+
+
+def spread_by_level(f, k: int, seed: int, candidates: int = RECON_CANDIDATES) -> np.ndarray:
+    """``k`` window indices (sorted) spread from the quietest to the loudest of a seeded
+    random sample of up to ``candidates`` windows (level: a window's 99th-percentile dB), so
+    the reconstructions show calls as well as the background that most windows hold."""
+    rng = np.random.default_rng(seed)
+    cand = np.sort(rng.choice(f.n, size=min(f.n, max(k, candidates)), replace=False))
+    level = np.array([np.percentile(f.read("windows", int(i)).astype(np.float32), 99)
+                      for i in cand])
+    order = cand[np.argsort(level, kind="stable")]
+    pick = np.unique(np.round(np.linspace(0, len(order) - 1, min(k, len(order)))).astype(int))
+    return np.sort(order[pick])

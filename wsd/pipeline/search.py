@@ -1,0 +1,321 @@
+"""Coordinator of ``wsd search``: queries (windows, recordings or time ranges), an archive of
+window embeddings, and the top-k hits of every query written as a hits file.
+
+* ``--query Q.h5``: every window of an embeddings file is a query, matched to archive
+  windows by cosine similarity (exactly, or through ``--index``); with ``--per-file`` every
+  recording of Q is one query and every archive recording one candidate.
+* ``--query-table T``: a Raven table or a ``path,start_s,end_s`` CSV of time ranges in the
+  archive's recordings; each range's windows are one query, matched against every stretch
+  of the archive (``--match pooled``: mean and std of the windows, cosine; ``--match dtw``:
+  subsequence DTW), so a call is found inside an hour.
+* ``--uncertain CLF.h5``: no query: the windows a linear probe is least sure about, for
+  the next round of review.
+Self-hits are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wsd.errors import BadInputError, UsageError
+from wsd.pipeline.progress import Progress
+
+MATCHES = ("auto", "pooled", "dtw")
+#: ``--match auto`` for queries of several windows (chosen on the call-type catalogue:
+#: benchmarks/quality.py, query by example).
+DEFAULT_MATCH = "pooled"
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """What ``wsd search`` was asked to do (validated here; saved in the output)."""
+
+    query: str | None = None
+    query_table: str | None = None
+    uncertain: str | None = None
+    k: int = 10
+    per_file: bool = False
+    match: str = "auto"
+    index: str | None = None
+    nprobe: int | None = None
+
+    def __post_init__(self):
+        given = [x for x in (self.query, self.query_table, self.uncertain) if x]
+        if len(given) != 1:
+            raise UsageError("give exactly one of --query Q.h5, --query-table TABLE or "
+                             "--uncertain CLF.h5")
+        if self.k < 1:
+            raise UsageError(f"-k must be at least 1 (got {self.k})")
+        if self.match not in MATCHES:
+            raise UsageError(f"--match must be one of {', '.join(MATCHES)} (got {self.match})")
+        if self.per_file and not self.query:
+            raise UsageError("--per-file makes each recording of --query Q.h5 one query")
+        if self.index and (self.per_file or not self.query):
+            raise UsageError("--index serves window queries (--query Q.h5 without --per-file)")
+        if self.nprobe is not None and self.nprobe < 1:
+            raise UsageError("--nprobe must be at least 1")
+
+
+@dataclass
+class Queries:
+    """The queries: per query its recording, time range, label and window embeddings."""
+
+    path: list = field(default_factory=list)
+    start_s: list = field(default_factory=list)
+    end_s: list = field(default_factory=list)
+    label: list = field(default_factory=list)
+    vectors: list = field(default_factory=list)  # (L, D) each
+
+    def add(self, path, a, b, label, x):
+        self.path.append(str(path))
+        self.start_s.append(float(a))
+        self.end_s.append(float(b))
+        self.label.append(str(label))
+        self.vectors.append(np.asarray(x, np.float32))
+
+    def __len__(self):
+        return len(self.path)
+
+
+@dataclass
+class Hits:
+    query_id: list = field(default_factory=list)
+    rank: list = field(default_factory=list)
+    source_id: list = field(default_factory=list)
+    start_s: list = field(default_factory=list)
+    end_s: list = field(default_factory=list)
+    score: list = field(default_factory=list)
+
+    def add(self, q: int, sid, a, b, score):
+        """The hits of query ``q`` (arrays, best first)."""
+        n = len(score)
+        self.query_id.append(np.full(n, q, np.int64))
+        self.rank.append(np.arange(1, n + 1, dtype=np.int64))
+        for name, v in (("source_id", sid), ("start_s", a), ("end_s", b), ("score", score)):
+            getattr(self, name).append(np.asarray(v))
+
+    def arrays(self) -> dict:
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+        return {"query_id": cat(self.query_id, np.int64), "rank": cat(self.rank, np.int64),
+                "source_id": cat(self.source_id, np.int32),
+                "start_s": cat(self.start_s, np.float64), "end_s": cat(self.end_s, np.float64),
+                "score": cat(self.score, np.float32)}
+
+
+def run_search(archive: str, out, p: SearchParams, history: list[str], *, force: bool,
+               progress: Progress | None = None) -> dict:
+    """Search the embeddings file ``archive``; write the hits file ``out``."""
+    from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
+                              output_lock)
+    from wsd.io.store.rows import RowWriter
+
+    progress = progress or Progress()
+    out = Path(out)
+    check_output(out, force, inputs=[archive, p.query, p.query_table, p.uncertain, p.index])
+    with output_lock(out), open_file(archive, "embeddings") as e:
+        hits, queries, how = _search(e, p, progress)
+        h = hits.arrays()
+        labels = e.read("label") if e.has("label") else None
+        params = {**dataclasses.asdict(p), "embeddings": str(archive),
+                  "embeddings_id": e.file_id, "how": how}
+        hist = list(dict.fromkeys(e.history)) + history
+        ensure_space(out, len(h["score"]) * 48)
+        with atomic_output(out, force) as tmp:
+            w = RowWriter(tmp, "hits", params, e.spectrogram, hist, e.sources)
+            try:
+                if labels is not None:
+                    h["label"] = _hit_labels(e, h)
+                w.append(**h)
+                for k in ("path", "start_s", "end_s", "label"):
+                    w.put(f"queries/{k}", np.asarray(getattr(queries, k),
+                                                     dtype=object if k in ("path", "label")
+                                                     else np.float64))
+                w.put("queries/n_windows", np.asarray([len(v) for v in queries.vectors],
+                                                      np.int64))
+                w.set_attrs(n_queries=len(queries), k=p.k)
+            finally:
+                w.close()
+    return {"queries": len(queries), "hits": len(h["score"]), "how": how}
+
+
+def _search(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]:
+    x = e.f["embeddings"]
+    if p.uncertain:
+        return _uncertain(e, p, progress)
+    if p.query_table:
+        queries = _table_queries(e, p.query_table)
+    else:
+        queries = _file_queries(e, p)
+    if not len(queries):
+        raise BadInputError("no query: the query file or table selects no window",
+                            p.query or p.query_table)
+    dim = x.shape[1]
+    for v in queries.vectors:
+        if v.shape[1] != dim:
+            raise BadInputError(f"query embeddings are {v.shape[1]}-d but the archive's are "
+                                f"{dim}-d (embed both with the same model)",
+                                p.query or p.query_table)
+    if p.query and not p.per_file:
+        return _window_search(e, queries, p, progress), queries, \
+            "window: cosine" + (" (index)" if p.index else " (exact)")
+    match = DEFAULT_MATCH if p.match == "auto" else p.match
+    hits = Hits()
+    groups = _recordings(e)
+    with progress.task("searching", len(queries) * len(groups), "recordings") as advance:
+        for qi, q in enumerate(queries.vectors):
+            cand = [_candidates(e, q, sid, rows, match, p, x) for sid, rows in groups]
+            advance(len(groups))
+            sid, a, b, s = (np.concatenate(c) for c in zip(*cand)) if cand else ([],) * 4
+            top = np.argsort(-np.asarray(s), kind="stable")[:p.k]
+            hits.add(qi, np.asarray(sid)[top], np.asarray(a)[top], np.asarray(b)[top],
+                     np.asarray(s)[top])
+    unit = "recordings" if p.per_file else "stretches"
+    return hits, queries, f"{match} against {unit}"
+
+
+def _recordings(e) -> list[tuple[int, np.ndarray]]:
+    """(source id, row indices in time order) of every recording of the archive."""
+    sid, st = e.read("source_id"), e.read("start_s")
+    order = np.lexsort((st, sid))
+    ids, first = np.unique(sid[order], return_index=True)
+    return list(zip(ids.tolist(), np.split(order, first[1:])))
+
+
+def _candidates(e, q, sid: int, rows: np.ndarray, match: str, p: SearchParams, x):
+    """The best matches of query ``q`` ``(L, D)`` in one recording: (sid, start_s, end_s,
+    score) arrays."""
+    from wsd.discovery import search as S
+
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    seq = np.asarray(x[lo:hi], np.float32)[rows - lo]
+    st, en = e.read("start_s", slice(lo, hi))[rows - lo], e.read("end_s", slice(lo, hi))[rows - lo]
+    L = len(q)
+    if p.per_file:
+        if match == "pooled":
+            s = float((S.normalise(S.pool(q)[None]) @ S.normalise(S.pool(seq)[None]).T)[0, 0])
+        else:
+            from wsd.discovery.dtw import dtw_cross
+
+            s = -float(dtw_cross([q], [seq], length_norm="sqrt")[0, 0])
+        return [sid], [st[0]], [en[-1]], [s]
+    k = p.k
+    if match == "pooled":
+        L = min(L, len(seq))
+        pooled = S.sliding_pooled(seq, L)
+        score = (S.normalise(pooled) @ S.normalise(S.pool(q)[None]).T)[:, 0]
+        starts, vals = S.best_segments(score, L, k)
+        stops = starts + L
+    else:
+        starts, stops, vals = S.subsequence_dtw(q, seq, k)
+    return (np.full(len(starts), sid), st[starts], en[np.maximum(stops - 1, starts)], vals)
+
+
+def _window_search(e, queries: Queries, p: SearchParams, progress: Progress) -> Hits:
+    """Every query window against every archive window (cosine), exact or by the index."""
+    from wsd.discovery.search import cosine_topk
+
+    qx = np.concatenate(queries.vectors)
+    hits = Hits()
+    with progress.task("searching", len(qx), "queries") as advance:
+        if p.index:
+            from wsd.io.index import open_index
+
+            idx = open_index(p.index, e)
+            index, score = idx.search(qx, p.k, nprobe=p.nprobe)
+        else:
+            index, score = cosine_topk(qx, e.f["embeddings"], p.k)
+        advance(len(qx))
+    sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+    for qi in range(len(qx)):
+        ok = index[qi] >= 0
+        i = index[qi][ok]
+        hits.add(qi, sid[i], st[i], en[i], score[qi][ok])
+    return hits
+
+
+def _file_queries(e, p: SearchParams) -> Queries:
+    """Windows (or, with ``--per-file``, recordings) of the query embeddings file."""
+    from wsd.io.store import open_file
+
+    qs = Queries()
+    with open_file(p.query, "embeddings") as f:
+        z = f.read("embeddings")
+        sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
+        lab = f.read("label") if f.has("label") else np.full(len(z), "", object)
+        paths = f.sources["path"]
+        if not p.per_file:
+            for i in range(len(z)):
+                qs.add(paths[sid[i]], st[i], en[i], lab[i], z[i:i + 1])
+            return qs
+        for s in np.unique(sid):
+            rows = np.flatnonzero(sid == s)
+            rows = rows[np.argsort(st[rows], kind="stable")]
+            labs = [x for x in lab[rows] if x]
+            common = max(set(labs), key=labs.count) if labs else ""
+            qs.add(paths[s], st[rows[0]], en[rows[-1]], common, z[rows])
+    return qs
+
+
+def _table_queries(e, table: str) -> Queries:
+    """Time ranges in the archive's recordings: each range's windows form one query (the
+    windows overlapping it by at least half their length, else the one overlapping most)."""
+    from wsd.io.labels import read_labels
+
+    t = read_labels(table, n_inputs=e.n_sources, need_label=False)
+    paths = e.sources["path"]
+    sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+    qs = Queries()
+    x = e.f["embeddings"]
+    for s, path in enumerate(paths):
+        rows = np.flatnonzero(sid == s)
+        for a, b, lab in t.for_file(path):
+            b = min(b, en[rows].max()) if len(rows) else b
+            if not len(rows) or not math.isfinite(b):
+                continue
+            ov = np.minimum(en[rows], b) - np.maximum(st[rows], a)
+            pick = rows[ov >= 0.5 * (en[rows] - st[rows])]
+            if not len(pick) and ov.max() > 0:
+                pick = rows[[int(np.argmax(ov))]]
+            if len(pick):
+                pick = pick[np.argsort(st[pick], kind="stable")]
+                qs.add(path, a, b, lab, np.asarray(x[pick.min():pick.max() + 1])[pick - pick.min()])
+    if t.unused():
+        raise BadInputError(f"{len(t.unused())} range path(s) name no recording of the archive,"
+                            f" e.g. {t.unused()[0]}", table)
+    return qs
+
+
+def _uncertain(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]:
+    """Archive windows ranked by how near a linear probe's decision boundary they are."""
+    from wsd.discovery.search import uncertainty_topk
+    from wsd.models.probe import load_probe
+
+    probe = load_probe(p.uncertain, e.shape("embeddings")[1])
+    with progress.task("scoring", e.n, "windows") as advance:
+        prob = probe.predict_rows(e.f["embeddings"], advance)
+    idx, score = uncertainty_topk(prob, p.k)
+    hits = Hits()
+    sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+    hits.add(0, sid[idx], st[idx], en[idx], score)
+    qs = Queries()
+    qs.add(f"uncertain: {p.uncertain}", math.nan, math.nan, probe.positive,
+           np.zeros((0, e.shape("embeddings")[1]), np.float32))
+    return hits, qs, "uncertainty: 1 - 2|p - 0.5| of the probe"
+
+
+def _hit_labels(e, h: dict) -> np.ndarray:
+    """Each hit's label: the most common label of the archive windows it covers."""
+    sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+    lab = e.read("label")
+    out = np.full(len(h["score"]), "", object)
+    for i, (s, a, b) in enumerate(zip(h["source_id"], h["start_s"], h["end_s"])):
+        rows = np.flatnonzero((sid == s) & (st < b) & (en > a))
+        labs = [x for x in lab[rows] if x]
+        if labs:
+            out[i] = max(set(labs), key=labs.count)
+    return out
