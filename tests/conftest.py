@@ -64,3 +64,20 @@ def real_or_skip(*parts) -> Path:
     if not p.exists():
         pytest.skip(f"real recordings not found at {p} (they live in ../shared/data/real)")
     return p
+
+
+#: The seeds' front end (Convnet V1: 32 x 256 dB windows, no whitening): what the tests of
+#: the spectrogram conventions were written for. wsd's defaults are the measured-best front
+#: end (mel bands, log1p, whitening; benchmarks/quality.py).
+SEED_SLICE = ["--n-fft", "512", "--hop-length", "256", "--frames", "32", "--step", "32",
+              "--freq-scale", "linear", "--scale", "db", "--no-whiten"]
+
+
+def with_seed_slice(run):
+    """``wsd`` runner whose ``slice`` calls get :data:`SEED_SLICE` first (flags given by the
+    test come after them, so they win)."""
+    def wrapped(*args):
+        if args and args[0] == "slice":
+            args = ("slice", *SEED_SLICE, *args[1:])
+        return run(*args)
+    return wrapped

@@ -89,6 +89,14 @@ def _trained(tmp_path, wsd, width):
     return win, model
 
 
+@pytest.fixture
+def wsd(wsd):
+    """Tiny convae models on the seeds' windows."""
+    from conftest import with_seed_slice
+
+    return with_seed_slice(wsd)
+
+
 def test_embed_no_amp_equals_float32_encoder(tmp_path, wsd):
     from wsd.models.inference import load_trained
 

@@ -124,7 +124,8 @@ def test_sample_assignment_in_worker_processes(emb_and_mask, tmp_path, wsd):
 def test_length_norm_option(emb_and_mask, tmp_path, wsd):
     emb, det = emb_and_mask
     raw, norm = tmp_path / "raw.h5", tmp_path / "norm.h5"
-    assert wsd("cluster", emb, "--mask", det, "-o", raw, "-k", "3", "-q").code == 0
+    assert wsd("cluster", emb, "--mask", det, "-o", raw, "-k", "3", "--length-norm", "none",
+               "-q").code == 0
     r = wsd("cluster", emb, "--mask", det, "-o", norm, "-k", "3", "--length-norm", "sqrt")
     assert r.code == 0 and "ARI 1.000" in r.err, r.err
     with open_file(raw) as a, open_file(norm) as b:

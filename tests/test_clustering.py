@@ -290,7 +290,7 @@ def test_distance_threshold_and_undefined_silhouette():
     with pytest.raises(UsageError, match="exactly one"):
         cluster_sequences(seqs, n_clusters=3, distance_threshold=1.0)
     with pytest.raises(UsageError, match="linkage"):
-        cluster_sequences(seqs, n_clusters=3, method="ward")
+        cluster_sequences(seqs, n_clusters=3, method="median")
 
 
 def test_medoids_of_hand_case():

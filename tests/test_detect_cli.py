@@ -15,6 +15,14 @@ SR = 16000
 
 
 @pytest.fixture
+def wsd(wsd):
+    """These tests check the seeds' spectrogram conventions: slice with the seeds' flags."""
+    from conftest import with_seed_slice
+
+    return with_seed_slice(wsd)
+
+
+@pytest.fixture
 def gapped(tmp_path):
     """One recording: noise, then calls at known times separated by silent gaps."""
     rng = np.random.default_rng(0)

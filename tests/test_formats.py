@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone
+from conftest import SEED_SLICE, tone
 from wsd.io.store import open_file
 
 TINY = ["--arch", "convae", "--arch-param", "width=0.125", "--batch-size", "8", "-q"]
@@ -120,7 +120,8 @@ def test_audacity_labels_in_and_out(files, tmp_path, wsd):
     track = tmp_path / "r0.txt"
     track.write_text("1.0\t3.5\tcall\n\\\t500\t1500\n4.3\t5.1\tclick\n")
     out = tmp_path / "w.h5"
-    r = wsd("slice", files["dir"] / "a" / "r0.wav", "-o", out, "--labels", track, "-q")
+    r = wsd("slice", files["dir"] / "a" / "r0.wav", "-o", out, "--labels", track,
+            *SEED_SLICE, "-q")
     assert r.code == 0, r.err
     with open_file(out) as f:
         labels = set(f.read("label")) - {""}

@@ -66,9 +66,11 @@ def test_the_50_hz_seismometer_files_including_5_5_hours(wsd, index, tmp_path):
     if not rows:
         pytest.skip("no 50 Hz recording in index.csv")
     assert max(float(r["duration_s"]) for r in rows) > 5 * 3600
+    from conftest import SEED_SLICE
+
     for extra, window_s in ([], 168.96), (["--n-fft", "64", "--hop-length", "32"], 21.12):
         out = tmp_path / f"w{len(extra)}.h5"
-        r = wsd("slice", *[x["file"] for x in rows], "-o", out, "-q", *extra)
+        r = wsd("slice", *[x["file"] for x in rows], "-o", out, "-q", *SEED_SLICE, *extra)
         assert r.code == 0, r.err
         check(out, rows, 50)
         with open_file(out) as f:

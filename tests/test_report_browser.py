@@ -192,3 +192,122 @@ def test_50hz_recording_plays_sped_up_and_the_cursor_keeps_recording_time(browse
     assert t == pytest.approx(0.5 * s["span"] / 10, abs=0.01)
     assert not errors, errors
     page.close()
+
+
+@pytest.fixture(scope="module")
+def review_dir(tmp_path_factory):
+    """A review page of the hits of two table queries, 3 hits each (test_report_review)."""
+    from test_report_review import make_archive
+
+    a = make_archive(tmp_path_factory.mktemp("review"))
+    assert run_wsd("report", a["hits"], "-o", a["dir"] / "report", "-q") == 0
+    return a
+
+
+def _expected_review(rows, ops, yes_labels):
+    """What the page should hold after ``ops`` ((item, mark) in order; items of one span
+    share its mark, yes meaning the label of the group it was last marked in): the mark of
+    every item, the label it saves, the count line and the CSV's text."""
+    keys = [(r["path"], r["start"], r["end"]) for r in rows]
+    marks = {}
+    for i, m in ops:
+        if m:
+            marks[keys[i]] = (m, rows[i]["query"])
+        else:
+            marks.pop(keys[i], None)
+    n = {m: sum(v[0] == m for v in marks.values()) for m in ("yes", "no", "unsure")}
+    count = (f"{len(marks)} of {len(set(keys))} marked: {n['yes']} yes, {n['no']} no, "
+             f"{n['unsure']} unsure")
+    label = {k: {"yes": yes_labels[g], "no": "noise", "unsure": "unsure"}[m]
+             for k, (m, g) in marks.items()}
+    lines, seen = ["path,start_s,end_s,label"], set()
+    for r, k in zip(rows, keys):
+        if k in marks and k not in seen:
+            seen.add(k)
+            lines.append(f"{r['path']},{r['start']},{r['end']},{label[k]}")
+    return ([marks.get(k, ("",))[0] for k in keys], [label.get(k, "") for k in keys], count,
+            "\n".join(lines) + "\n")
+
+
+def test_review_page_marks_by_click_and_key_downloads_labels_and_trains(browser, review_dir,
+                                                                        tmp_path):
+    """Mark hits with the buttons and the keys, play one with space, reload (the marks
+    stay), download the labels CSV (exact rows), train a probe on it, clear the marks."""
+    from test_report_review import hit_rows
+
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((review_dir["dir"] / "report" / "index.html").resolve().as_uri())
+    page.wait_for_load_state("load")
+    rows = hit_rows(review_dir["hits"])
+    items = page.locator(".ritem")
+    assert items.count() == len(rows) == 6 and [r["query"] for r in rows] == [0] * 3 + [1] * 3
+    marks = lambda: [items.nth(i).get_attribute("data-mark") for i in range(6)]  # noqa: E731
+
+    # the second query's "yes" label, typed: its letters are not shortcuts there
+    field = page.locator(".rgroup").nth(1).locator("input.ryes")
+    assert field.input_value() == "call"
+    field.click()
+    field.press("Control+a")
+    field.press_sequentially("down")
+    assert field.input_value() == "down" and marks() == [""] * 6
+
+    # buttons, then keys: the clicked item is the current one; a mark moves to the next
+    for i, m in ((0, "yes"), (1, "no"), (2, "unsure")):
+        items.nth(i).locator(f"button.rmark[data-mark='{m}']").click()
+    for key in ("j", "y", "ArrowDown", "n", "x", "u", "k", "k", "ArrowUp"):
+        page.keyboard.press(key)
+    ops = [(0, "yes"), (1, "no"), (2, "unsure"), (3, "yes"), (5, "no"), (5, ""),
+           (5, "unsure")]
+    want, saves, count, text = _expected_review(rows, ops, ["call", "down"])
+    assert marks() == want and want[3] == "yes"
+    assert [items.nth(i).locator(".rstate").inner_text() for i in range(6)] == \
+        [f"\u2192 {s}" if s else "" for s in saves]
+    assert saves[3] == "down"  # the label of the group it was marked in
+    assert "active" in items.nth(2).get_attribute("class")
+    assert page.locator(".rcount").inner_text() == count
+
+    # space plays the current item's clip, and stops it
+    page.keyboard.press(" ")
+    assert _wait(page, "document.getElementById('clip-player').currentTime > 0.2"), \
+        "space did not play the item"
+    src = items.nth(2).locator("button.play").get_attribute("data-src")
+    assert page.evaluate("document.getElementById('clip-player').src").endswith(src)
+    assert items.nth(2).locator(".rcur").evaluate("c => c.style.display") == "block"
+    page.keyboard.press(" ")
+    assert _wait(page, "document.getElementById('clip-player').paused")
+
+    # a reload keeps the marks and the label
+    page.reload()
+    page.wait_for_load_state("load")
+    assert marks() == want and page.locator(".rcount").inner_text() == count
+    assert page.locator(".rgroup").nth(1).locator("input.ryes").input_value() == "down"
+
+    # the download: one row per marked span, in page order; a probe trains on it
+    with page.expect_download() as dl:
+        page.locator(".rdownload").click()
+    assert dl.value.suggested_filename == "hits-labels.csv"
+    labels = tmp_path / "labels.csv"
+    dl.value.save_as(labels)
+    assert labels.read_text() == text and ",call\n" in text
+    clf = tmp_path / "clf.h5"
+    assert run_wsd("train", review_dir["emb"], "--arch", "linear", "--labels", labels,
+                   "--positive", "call", "-o", clf, "-q") == 0
+    from test_report_review import SLICE
+
+    d = review_dir["dir"]
+    assert run_wsd("slice", d / "r0.wav", d / "r1.wav", "--labels", labels, *SLICE, "-o",
+                   tmp_path / "w.h5", "-q") == 0
+
+    # clearing (confirmed) forgets the marks, after a reload too
+    page.once("dialog", lambda d: d.accept())
+    page.locator(".rclear").click()
+    assert marks() == [""] * 6 and page.locator(".rdownload").is_disabled()
+    page.reload()
+    page.wait_for_load_state("load")
+    assert marks() == [""] * 6
+    assert not errors, errors
+    ctx.close()

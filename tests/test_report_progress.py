@@ -85,7 +85,10 @@ def test_build_report_advances_per_figure_and_per_clip(tmp_path):
 
     audio = _recordings(tmp_path / "audio")
     win, det = tmp_path / "win.h5", tmp_path / "det.h5"
-    assert run_wsd("slice", audio, "--labels", audio / "labels.csv", "-o", win, "-q") == 0
+    from conftest import SEED_SLICE
+
+    assert run_wsd("slice", audio, "--labels", audio / "labels.csv", "-o", win, *SEED_SLICE,
+                   "-q") == 0
     assert run_wsd("detect", win, "--silence", "-o", det, "-q") == 0
     rec = Recorder()
     out = build_report([det], tmp_path / "rep", ReportOptions(timelines=1, max_clips=5),

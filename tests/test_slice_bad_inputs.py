@@ -34,6 +34,10 @@ def run(capfd, monkeypatch):
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         capfd.readouterr()
+        if args and args[0] == "slice":  # the seeds' conventions, which these tests check
+            from conftest import SEED_SLICE
+
+            args = ("slice", *SEED_SLICE, *args[1:])
         code = main([str(a) for a in args])
         out, err = capfd.readouterr()
         return type("R", (), {"code": code, "out": out, "err": err,
@@ -387,15 +391,18 @@ def test_sigkill_at_any_moment_leaves_no_output_or_a_complete_one(run, tmp_path,
         return len(list(shards.glob("*.h5"))) if shards.is_dir() else 0
 
     def temp_out(t):
-        return any(p.name.startswith(".w.h5.") for p in tmp_path.iterdir())
+        return any(p.name.startswith(".w.h5.") and p.name.endswith(".tmp")
+                   for p in tmp_path.iterdir())
 
     moments = {"merge": [lambda t: shards.is_dir(), lambda t: n_shards() >= 2, temp_out,
                          lambda t: out.exists()],
                "virtual": [lambda t: n_shards() >= 1, temp_out]}[join]
     killed = 0
     for moment in moments:
-        killed += _kill_when(wsd_exe() + ["slice", str(d), "-o", str(out), "-q", "--join", join,
-                                          "--force"], moment)
+        from conftest import SEED_SLICE
+
+        killed += _kill_when(wsd_exe() + ["slice", *SEED_SLICE, str(d), "-o", str(out), "-q",
+                                          "--join", join, "--force"], moment)
         if out.exists():  # a complete file, never a half one
             with open_file(out) as f:
                 assert f.n == len(want["start_s"])

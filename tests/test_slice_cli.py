@@ -11,6 +11,14 @@ from wsd.dsp.spectrogram import SpectrogramParams, spectrogram_windows
 from wsd.io.store import open_file
 
 
+@pytest.fixture
+def wsd(wsd):
+    """These tests check the seeds' spectrogram conventions: slice with the seeds' flags."""
+    from conftest import with_seed_slice
+
+    return with_seed_slice(wsd)
+
+
 def test_slice_folder_windows_times_and_values(wsd, audio_dir, tmp_path):
     out = tmp_path / "win.h5"
     r = wsd("slice", audio_dir, "-o", out)

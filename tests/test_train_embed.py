@@ -12,6 +12,14 @@ TINY = ["--arch", "convae", "--arch-param", "width=0.125", "--batch-size", "8", 
 
 
 @pytest.fixture
+def wsd(wsd):
+    """These tests check the seeds' spectrogram conventions: slice with the seeds' flags."""
+    from conftest import with_seed_slice
+
+    return with_seed_slice(wsd)
+
+
+@pytest.fixture
 def windows(tmp_path, wsd):
     d = tmp_path / "audio"
     d.mkdir()

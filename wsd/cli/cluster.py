@@ -23,15 +23,16 @@ def cluster_cmd(
                                               "into near-equal pieces."),
     window: Optional[int] = typer.Option(None, "--window", help="Sakoe-Chiba band of the DTW, "
                                          "in windows [default: none]."),
-    length_norm: str = typer.Option("none", "--length-norm", help="none, or sqrt: divide "
+    length_norm: str = typer.Option("sqrt", "--length-norm", help="none, or sqrt: divide "
                                     "each DTW distance by sqrt(len_a + len_b), a per-step "
                                     "RMS difference, so that long sequences are not far from "
                                     "everything."),
-    normalize: str = typer.Option("none", "--normalize", help="none, zscore (per dimension) "
+    normalize: str = typer.Option("zscore", "--normalize", help="none, zscore (per dimension) "
                                   "or l2 (per window) before the DTW."),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
                                       "with PCA first (DTW cost grows with D)."),
-    linkage: str = typer.Option("complete", "--linkage", help="complete, average or single."),
+    linkage: str = typer.Option("ward", "--linkage", help="ward, complete, average or "
+                                "single."),
     n_clusters: int = typer.Option(10, "--n-clusters", "-k", help="Cut the tree into at most "
                                    "K clusters..."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="...or where merges "

@@ -145,9 +145,11 @@ def registry_help() -> dict[str, str]:
                                             if getattr(models.get(n), "cpu_bf16", False))}
 
 
-def fill_help(cmd) -> None:
+def fill_help(cmd, only: str | None = None) -> None:
     """Replace ``{architectures}``-style placeholders in the help of ``cmd`` (a click
-    command or group) and its subcommands with :func:`registry_help`'s values."""
+    command or group) and its subcommands (``only``: just that one) with
+    :func:`registry_help`'s values; texts without placeholders cost nothing (the registry,
+    which imports torch, is read only when a placeholder is met)."""
     values = None
 
     def fill(text):
@@ -159,7 +161,8 @@ def fill_help(cmd) -> None:
             text = text.replace("{" + k + "}", v)
         return text
 
-    cmds = [cmd, *getattr(cmd, "commands", {}).values()]
+    subs = getattr(cmd, "commands", {})
+    cmds = [subs[only]] if only in subs else [cmd, *subs.values()]
     for c in cmds:
         c.help = fill(c.help)
         for prm in c.params:

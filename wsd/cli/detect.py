@@ -24,6 +24,11 @@ def detect_cmd(
                                   "separated by at most this many seconds into one event."),
     min_duration: float = typer.Option(0.0, "--min-duration", help="Drop events shorter than "
                                        "this (s)."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Reference events (a Raven "
+                                         "table, an Audacity track or a path,start_s,end_s "
+                                         "CSV): score the events one-to-one at IoU >= 0.3 "
+                                         "(F1, precision, recall, false positives per hour, "
+                                         "AP), as DCASE does."),
     positive: Optional[str] = typer.Option(None, "--positive", help="For metrics: the label "
                                            "that counts as a true detection [default: the "
                                            "model's; silence: any label]."),
@@ -88,13 +93,21 @@ def detect_cmd(
     p = DetectParams(silence=sp, model=str(model) if model is not None else None,
                      threshold=threshold, min_gap=min_gap, min_duration=min_duration,
                      positive=positive, batch_size=batch_size, device=device, amp=amp,
-                     workers=workers, scheduler=scheduler)
+                     workers=workers, scheduler=scheduler,
+                     truth=str(truth) if truth else None)
     s = run_detect(windows, output, p, [history_entry("detect")], force=force, progress=rep)
     n, kept = s["n"], s["detected"]
     what = "active (not silence)" if silence else "detections"
     rep.note(f"{kept}/{n} windows {what} ({100 * kept / max(n, 1):.1f}%), "
              f"{len(s['events']['start_s'])} events -> {output}")
-    if s["metrics"] is not None:
+    if s["metrics"] is not None and "window" in s["metrics"]:
         for line in format_metrics(s["metrics"]):
             rep.note(line)
+    e = s.get("event_metrics")
+    if e:
+        rep.note(f"events against {truth}: F1 {e['f1']:.3f}, precision {e['precision']:.3f}, "
+                 f"recall {e['recall']:.3f} (tp {e['tp']}, fp {e['fp']}, fn {e['fn']}), "
+                 + (f"{e['fp_per_hour']:.1f} false positives/hour" if e['fp_per_hour'] is not None
+                    else "") + (f", AP {e['average_precision']:.3f}"
+                                if e['average_precision'] is not None else ""))
     return 0

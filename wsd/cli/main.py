@@ -124,10 +124,11 @@ def _run(args: list[str]) -> int:
 
     show_tb = "--traceback" in args
     cmd = typer.main.get_command(app)
-    if not args or "-h" in args or "--help" in args:
+    sub = next((a for a in args if not a.startswith("-")), None)
+    if sub and ("-h" in args or "--help" in args):  # a command's help: the registry's names
         from wsd.cli.common import fill_help
 
-        fill_help(cmd)
+        fill_help(cmd, only=sub)
 
     def traceback_if_asked():
         if show_tb:

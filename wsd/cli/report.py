@@ -13,7 +13,7 @@ from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter
 def report_cmd(
     inputs: List[Path] = typer.Argument(..., metavar="INPUT.h5...", help="wsd files of any "
                                         "kind: windows, model, embeddings, detections, "
-                                        "clusters."),
+                                        "clusters, hits."),
     output: Path = typer.Option(..., "--output", "-o", help="Report folder to create."),
     projection: str = typer.Option("pca", "--projection", help="Embedding map: pca or tsne."),
     max_points: int = typer.Option(5000, "--max-points", help="Windows drawn on the embedding "
@@ -38,6 +38,11 @@ def report_cmd(
                                      "gallery, the medoid included."),
     galleries: int = typer.Option(12, "--galleries", help="Clusters given a gallery (the "
                                   "largest)."),
+    review_items: int = typer.Option(200, "--review-items", help="Items on a review page at "
+                                     "most: the hits of a hits file (every query's best ranks "
+                                     "first) or a detections file's events (of the --events "
+                                     "listed); each has a spectrogram, a clip and yes / no / "
+                                     "unsure marks."),
     novel: int = typer.Option(10, "--novel", help="Most novel sequences listed to listen to."),
     events: int = typer.Option(100, "--events", help="Detected events listed (highest score "
                                "first)."),
@@ -64,6 +69,11 @@ def report_cmd(
     follows the sound. Clusters: sizes, dendrogram, a density/novelty view and a gallery
     per cluster (medoid first) with a play button under every spectrogram.
 
+    Hits (wsd search): a review page, hits grouped by query, best first, each with a
+    spectrogram, a play button and yes / no / unsure marks (keys j/k, y/n/u, x, space)
+    downloaded as a labels CSV path,start_s,end_s,label (yes: the label typed, no: noise,
+    unsure: unsure) for wsd train --arch linear --labels and wsd slice --labels; marks stay
+    in the browser until cleared. Detections get the same review of their events.
     The files the inputs were made from are opened too (unless --no-follow), so
     `wsd report clusters.h5 -o report/` shows the whole chain. Clips are short WAV excerpts
     of the recordings in report/audio/; the page works offline from the folder (open
@@ -76,7 +86,8 @@ def report_cmd(
                          clip_seconds=clip_seconds, clip_context=clip_context,
                          playback_rate=playback_rate, gallery_size=gallery_size,
                          galleries=galleries, novel=novel, events=events, timelines=timelines,
-                         timeline_seconds=timeline_seconds, seed=seed, follow=follow)
+                         timeline_seconds=timeline_seconds, seed=seed, follow=follow,
+                         review_items=review_items)
     out = build_report([str(p) for p in inputs], output, opts, force=force,
                        warn=lambda msg, path=None: rep.warn(msg, path), progress=rep)
     more = f" ({out['clips_left_out']} left out: --max-clips)" if out["clips_left_out"] else ""

@@ -18,25 +18,28 @@ def slice_cmd(
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample every "
                                               "file to HZ. Required when inputs differ."),
     n_fft: int = typer.Option(512, "--n-fft", help="FFT size (samples)."),
-    hop_length: int = typer.Option(256, "--hop-length", help="Samples between frames."),
-    frames: int = typer.Option(32, "--frames", help="Window length in STFT frames."),
-    step: Optional[int] = typer.Option(None, "--step", help="Window step in frames "
-                                       "[default: --frames]."),
+    hop_length: int = typer.Option(512, "--hop-length", help="Samples between frames."),
+    frames: int = typer.Option(64, "--frames", help="Window length in STFT frames."),
+    step: int = typer.Option(8, "--step", help="Window step in frames."),
     fmin: float = typer.Option(0.0, "--fmin", help="Lowest frequency kept (Hz)."),
     fmax: Optional[float] = typer.Option(None, "--fmax", help="Highest frequency kept (Hz) "
-                                         "[default: sr/2 minus one bin]."),
+                                         "[default: sr/2 minus one bin; with inputs at "
+                                         "lower native rates than --sample-rate, 0.95 of "
+                                         "their lowest Nyquist]."),
     channel: str = typer.Option("mix", "--channel", help="'mix' (mean of channels) or a "
                                 "channel number counted from 0."),
-    freq_scale: str = typer.Option("linear", "--freq-scale", help="linear: the FFT bins; mel: "
+    freq_scale: str = typer.Option("mel", "--freq-scale", help="linear: the FFT bins; mel: "
                                    "--n-mels triangular bands on the mel scale between --fmin "
                                    "and --fmax."),
     n_mels: int = typer.Option(64, "--n-mels", help="Bands with --freq-scale mel."),
-    scale: str = typer.Option("db", "--scale", help="db: magnitude in dB re a full-scale sine; "
+    scale: str = typer.Option("log1p", "--scale", help="db: magnitude in dB re a full-scale sine; "
                               "log1p: log(1 + 100 |X|); pcen: per-channel energy normalisation "
                               "(librosa's definition; state carried across blocks)."),
-    whiten: Optional[float] = typer.Option(None, "--whiten", metavar="Q", help="Subtract each "
+    whiten: Optional[float] = typer.Option(20.0, "--whiten", metavar="Q", help="Subtract each "
                                            "band's Q-th percentile over the recording (within "
-                                           "60 s either side): values above the noise floor."),
+                                           "60 s either side), then standardise the "
+                                           "recording; --no-whiten: keep the levels."),
+    no_whiten: bool = typer.Option(False, "--no-whiten", help="No whitening (the seeds')."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV path,label or "
                                           "path,start_s,end_s,label, or a Raven selection "
                                           "table; each window gets the label of the event "
@@ -98,17 +101,23 @@ def slice_cmd(
     from wsd.io.inputs import expand_inputs
     from wsd.io.labels import read_labels
     from wsd.io.store import check_output
-    from wsd.pipeline.slice import SliceParams, common_rate, describe_windows, run_slice
+    from wsd.pipeline.slice import (SliceParams, auto_fmax, common_rate, describe_windows,
+                                    native_rates, run_slice)
 
     rep = Reporter(quiet, "wsd slice")
     files = expand_inputs(audio)
     check_output(output, force, inputs=files)  # before reading any audio header
     if sample_rate is None:
         sample_rate = common_rate(files, skip_bad)
+    elif fmax is None:
+        fmax = auto_fmax(native_rates(files, skip_bad), sample_rate)
+        if fmax is not None:
+            rep.note(f"some inputs have a lower native rate than {sample_rate} Hz: the band "
+                     f"stops at {fmax:g} Hz (--fmax)")
     spec = SpectrogramParams(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                             frames=frames, step=step or frames, fmin=fmin, fmax=fmax,
+                             frames=frames, step=step, fmin=fmin, fmax=fmax,
                              channel=channel, freq_scale=freq_scale, n_mels=n_mels,
-                             scale=scale, whiten=whiten)
+                             scale=scale, whiten=None if no_whiten else whiten)
     params = SliceParams(spec, dtype=dtype, labels=str(labels) if labels else None, join=join,
                          workers=workers, skip_bad=skip_bad, drop_silence=drop_silence)
     table = read_labels(labels, n_inputs=len(files)) if labels else None

@@ -44,9 +44,11 @@ def train_cmd(
                                "cuda."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of windows held "
                                        "out for validation, whole recordings at a time."),
-    patience: int = typer.Option(5, "--patience", help="Stop after this many epochs without "
-                                 "a better validation loss (0: never); the best epoch's "
-                                 "weights are kept."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many "
+                                           "epochs without a better validation loss (0: "
+                                           "never) and keep the best epoch's weights "
+                                           "[default: 5; 0 for contrastive, whose one-cycle "
+                                           "schedule runs to its end]."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT.ckpt, the "
                                 "checkpoint written after every epoch."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Train on a random "

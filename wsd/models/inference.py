@@ -105,7 +105,7 @@ def model_info(f) -> dict:
 
 def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
                   device: str = "cpu", scores: bool = False,
-                  amp: bool = False) -> Iterator[np.ndarray]:
+                  amp: bool = False, steps: bool = False) -> Iterator[np.ndarray]:
     """Prepare each ``(b, frames, bins)`` dB batch as the model expects (normalised, or
     information features) and encode it -> ``(b, D)`` float32; with ``scores``, a
     classifier's class probabilities ``(b, n_classes)`` instead. ``amp``: under bfloat16
@@ -116,7 +116,7 @@ def embed_batches(model, batches: Iterator[np.ndarray], mean: float, std: float,
     from wsd.runtime.device import autocast
 
     kind = getattr(model, "input_kind", "spectrogram")
-    fn = model.predict_proba if scores else model.encode
+    fn = model.predict_proba if scores else model.steps if steps else model.encode
     with torch.inference_mode(), autocast(device, amp)():
         for x in batches:
             t = torch.from_numpy(prepare(x, kind, mean, std)).to(device)
@@ -163,3 +163,21 @@ def reconstruct(model, x: np.ndarray, mean: float, std: float, device="cpu") -> 
         t = torch.from_numpy(((x.astype(np.float32) - mean) / std)).to(device)
         y = _in_parts(model.reconstruct, t, model)
     return None if y is None else y.float().cpu().numpy() * std + mean
+
+
+def keep_steps(n_steps: int, frames: int, step: int, first: np.ndarray, last: np.ndarray,
+               padded_end: np.ndarray) -> list[tuple[int, int]]:
+    """Which step embeddings of each window to keep so that a recording's windows, cut
+    every ``step`` frames, give one step sequence without repeats: a window's central
+    ``step`` frames, plus everything before them for the first window of a run (``first``
+    ``(n,)`` bool) and after them for the last (``last``). ``n_steps`` steps span the
+    ``frames`` of a window; ``padded_end`` ``(n,)``: the step where a window's audio ends
+    (steps past it are padding, dropped). Returns ``[(k0, k1), ...]`` per window."""
+    per = frames / n_steps  # frames per step
+    lo = int(round((frames - step) / 2 / per))
+    hi = int(round((frames - step) / 2 / per + step / per))
+    out = []
+    for f, la, end in zip(first, last, padded_end):
+        k0, k1 = (0 if f else lo), (n_steps if la else hi)
+        out.append((k0, max(k0, min(k1, int(end)))))
+    return out

@@ -44,6 +44,7 @@ class RowTask:
     device: str = "cpu"
     amp: bool = False  # bfloat16 autocast (decided once by the coordinator: wsd.runtime.device)
     options: str = "{}"  # JSON of op-specific settings (silence parameters)
+    rows: str = "windows"  # embed: one row per window, or per step of the model ("steps")
 
     def shard(self) -> Path:
         key = fingerprint(file_key(self.windows), self.model and file_key(self.model),
@@ -80,6 +81,9 @@ def run_rows(task: RowTask, advance=None) -> tuple[int, str]:
             if task.op == "silence":
                 out = _silence(f, sel, json.loads(task.options))
                 advance(task.b - task.a)
+            elif task.op == "birdnet":
+                out = {"embeddings": _birdnet().embed_windows(task.windows, start=task.a,
+                                                              stop=task.b, advance=advance)}
             else:
                 out = _model_rows(f, task, advance)
         except BadInputError as e:  # the array cores name no file: these are its rows
@@ -89,6 +93,16 @@ def run_rows(task: RowTask, advance=None) -> tuple[int, str]:
             raise
     write_arrays(shard, out)
     return task.a, str(shard)
+
+
+def _birdnet():
+    """The BirdNET embedder of this process (an interpreter cannot be pickled)."""
+    key = (os.getpid(), "birdnet")
+    if key not in _MODELS:
+        from wsd.models.birdnet import BirdnetEmbedder
+
+        _MODELS[key] = BirdnetEmbedder()
+    return _MODELS[key]
 
 
 def check_finite(x: np.ndarray, first_row: int, what: str, path: str) -> None:
@@ -112,14 +126,56 @@ def _model_rows(f, task: RowTask, advance) -> dict:
             check_finite(x, a, "windows", task.windows)
             yield x
             advance(len(x))
+    steps = task.op == "embed" and task.rows == "steps"
     res = list(embed_batches(net, batches(), float(norm["mean"]), float(norm["std"]),
-                             task.device, scores=task.op == "score", amp=task.amp))
+                             task.device, scores=task.op == "score", amp=task.amp,
+                             steps=steps))
     z = np.concatenate(res).astype(np.float32)
+    if steps:
+        return _step_rows(f, task, z)
     check_finite(z, task.a, "outputs of the model (its weights or inputs are not usable)",
                  task.model)
     if task.op == "score":
         return {"score": z[:, 1].copy()}
     return {"embeddings": z}
+
+
+#: Two windows of one recording are neighbours when the second starts one step after the
+#: first, to within this share of a frame.
+CONTIGUOUS_TOL = 0.25
+
+
+def _step_rows(f, task: RowTask, z: np.ndarray) -> dict:
+    """One row per kept step embedding (:func:`wsd.models.inference.keep_steps`) of the
+    windows [a, b), with its recording, times, and its window's label and padding."""
+    from wsd.models.inference import keep_steps
+
+    sp = f.spectrogram
+    hop_s = sp["hop_length"] / sp["sample_rate"]
+    frames, step = int(sp["frames"]), int(sp["step"])
+    lo, hi = max(0, task.a - 1), min(f.n, task.b + 1)  # one neighbour each side
+    sid, st, en = f.read("source_id", slice(lo, hi)), f.read("start_s", slice(lo, hi)), \
+        f.read("end_s", slice(lo, hi))
+    near = (sid[1:] == sid[:-1]) & (np.abs(st[1:] - st[:-1] - step * hop_s)
+                                    < CONTIGUOUS_TOL * hop_s)
+    i = np.arange(task.a, task.b) - lo
+    first = ~np.r_[False, near][i]
+    last = ~np.r_[near, False][i]
+    n_steps = z.shape[1]
+    per_s = frames * hop_s / n_steps
+    end_step = np.ceil((en[i] - st[i]) / per_s - 1e-6).astype(int)
+    keep = keep_steps(n_steps, frames, step, first, last, end_step)
+    rows = [(w, k) for w, (k0, k1) in enumerate(keep) for k in range(k0, k1)]
+    w_idx = np.array([r[0] for r in rows], np.int64)
+    k_idx = np.array([r[1] for r in rows], np.int64)
+    out = {"embeddings": z[w_idx, k_idx], "source_id": sid[i][w_idx].astype(np.int32),
+           "start_s": st[i][w_idx] + k_idx * per_s}
+    out["end_s"] = out["start_s"] + per_s
+    for name in ("label", "padded"):
+        if f.has(name):
+            v = f.read(name, slice(task.a, task.b))[w_idx]
+            out[name] = v.astype(object).astype(str) if name == "label" else v
+    return out
 
 
 def _silence(f, sel: slice, options: dict) -> dict:

@@ -29,10 +29,10 @@ class ClusterParams:
     min_windows: int = 1
     max_windows: int | None = None
     window: int | None = None
-    length_norm: str = "none"
-    normalize: str = "none"
+    length_norm: str = "sqrt"
+    normalize: str = "zscore"
     pca: int | None = None
-    linkage: str = "complete"
+    linkage: str = "ward"
     n_clusters: int | None = 10
     threshold: float | None = None
     sample: int | None = None
@@ -76,14 +76,37 @@ class ClusterParams:
 
 
 def _silent_mask(det, emb) -> np.ndarray:
-    """Per-window silence from a detections file aligned with the embeddings' windows."""
+    """Per-row silence from a detections file of the embeddings' windows: the detection of
+    the same window, or, for embeddings with one row per step (``embed --rows steps``), of
+    the window of the same recording whose centre is nearest the step's."""
     if det.kind != "detections":
         raise BadInputError(f"is a {det.kind} file; --mask takes detections", det.path)
-    if det.n != emb.n or not np.array_equal(det.read("start_s"), emb.read("start_s")) or \
-            list(det.sources["path"]) != list(emb.sources["path"]):
-        raise BadInputError(f"detections do not match the windows of {emb.path} (made from "
-                            "another windows file?)", det.path)
-    return ~det.read("positive").astype(bool)
+    if list(det.sources["path"]) != list(emb.sources["path"]):
+        raise BadInputError(f"detections do not match the recordings of {emb.path} (made "
+                            "from another windows file?)", det.path)
+    silent = ~det.read("positive").astype(bool)
+    if emb.attrs("/").get("rows") != "steps":
+        if det.n != emb.n or not np.array_equal(det.read("start_s"), emb.read("start_s")):
+            raise BadInputError(f"detections do not match the windows of {emb.path} (made "
+                                "from another windows file?)", det.path)
+        return silent
+    dsid = det.read("source_id")
+    dcen = (det.read("start_s") + det.read("end_s")) / 2
+    esid = emb.read("source_id")
+    ecen = (emb.read("start_s") + emb.read("end_s")) / 2
+    out = np.ones(len(esid), bool)
+    for s in np.unique(esid):
+        rows = np.flatnonzero(dsid == s)
+        mine = np.flatnonzero(esid == s)
+        if not len(rows):
+            continue
+        order = rows[np.argsort(dcen[rows], kind="stable")]
+        c = dcen[order]
+        j = np.clip(np.searchsorted(c, ecen[mine]), 1, max(1, len(c) - 1))
+        j = np.where(np.abs(c[j - 1] - ecen[mine]) <= np.abs(c[np.minimum(j, len(c) - 1)]
+                                                              - ecen[mine]), j - 1, j)
+        out[mine] = silent[order[np.minimum(j, len(c) - 1)]]
+    return out
 
 
 def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, force: bool,

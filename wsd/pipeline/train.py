@@ -43,7 +43,7 @@ class TrainParams:
     seed: int = 0
     device: str = "auto"
     val_fraction: float = 0.1
-    patience: int = 5
+    patience: int | None = None  # None: the architecture's default_patience, else 5
     max_windows: int | None = None
     loader_workers: int = 1
     amp: bool | None = None  # None: auto (wsd.runtime.device.use_amp)
@@ -64,7 +64,8 @@ class TrainParams:
              f"--lr must be a positive number (got {self.lr})")
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1) "
                                          f"(got {self.val_fraction})")
-        need(self.patience >= 0, f"--patience must be >= 0 (got {self.patience})")
+        need(self.patience is None or self.patience >= 0,
+             f"--patience must be >= 0 (got {self.patience})")
         need(self.max_windows is None or self.max_windows >= 1,
              f"--max-windows must be at least 1 (got {self.max_windows})")
         need(self.loader_workers >= 0, "--loader-workers must be >= 0")
@@ -243,8 +244,9 @@ def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: lis
     return run, split
 
 
-#: --epochs when neither the user nor the architecture says.
+#: --epochs and --patience when neither the user nor the architecture says.
 DEFAULT_EPOCHS = 10
+DEFAULT_PATIENCE = 5
 #: Most epochs an architecture's step plan may ask for on a small windows file.
 MAX_PLANNED_EPOCHS = 100
 
@@ -260,7 +262,9 @@ def _resolved(p: TrainParams, cls, n_windows: int, world: int) -> TrainParams:
         per_epoch = max(1, math.ceil(n_windows / batch / max(1, world)))
         epochs = (min(MAX_PLANNED_EPOCHS, max(1, math.ceil(steps / per_epoch))) if steps
                   else DEFAULT_EPOCHS)
-    return dataclasses.replace(p, epochs=epochs, batch_size=batch)
+    patience = p.patience if p.patience is not None else \
+        int(getattr(cls, "default_patience", DEFAULT_PATIENCE))
+    return dataclasses.replace(p, epochs=epochs, batch_size=batch, patience=patience)
 
 
 def _restore(run: _Run, st: TrainState, ckpt: Path) -> None:

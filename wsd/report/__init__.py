@@ -6,8 +6,11 @@ files, choosing what fits their kinds.
 - embeddings: the embedding map (PCA or t-SNE) coloured by cluster, label and detector
   decision with zoomed dense regions; reconstructions; generated windows.
 - detections: ROC and precision-recall curves, confusion matrices, score distribution,
-  timeline players (spectrogram, score coloured by decision, events) and an event table with
-  clips.
+  timeline players (spectrogram, score coloured by decision, events), an event table with
+  clips and a review block to mark the events.
+- hits (``wsd search``): a review page, the hits grouped by query (the query's clip first,
+  then its hits, best rank first), each with a thumbnail spectrogram, a play button and
+  yes / no / unsure marks that the browser saves as a labels CSV (:mod:`wsd.report.review`).
 - clusters: sizes, dendrogram, density/novelty view, a gallery per cluster with clips, and
   the most novel sequences.
 
@@ -29,7 +32,7 @@ from wsd.report.context import ReportOptions
 __all__ = ["ReportOptions", "build_report"]
 
 MANIFEST = ".wsd-report"
-PAGE_ORDER = ("detections", "clusters", "embeddings", "model", "windows")
+PAGE_ORDER = ("hits", "detections", "clusters", "embeddings", "model", "windows")
 
 
 def check_report_dir(outdir: Path, force: bool, inputs=()) -> None:
@@ -46,12 +49,16 @@ def check_report_dir(outdir: Path, force: bool, inputs=()) -> None:
 
 
 def _resolve_clips(sections, written: dict) -> None:
-    """Replace the clip keys of galleries and clip tables by the clips written (or None)."""
+    """Replace the clip keys of galleries, clip tables and review blocks by the clips
+    written (or None)."""
     from wsd.report.page import ClipTable, Gallery
+    from wsd.report.review import Review
 
     for s in sections:
         for b in s.blocks:
-            if isinstance(b, Gallery):
+            if isinstance(b, Review):
+                b.resolve(written)
+            elif isinstance(b, Gallery):
                 b.entries = [(x, written.get(k), tip) for x, k, tip in b.entries]
             elif isinstance(b, ClipTable):
                 b.rows = [(cells, written.get(k) if k else None) for cells, k in b.rows]
@@ -167,6 +174,7 @@ def _write_page(tmp: Path, inputs: list[str], col, ctx, sections, results, writt
                "inputs": [{"path": r[0], "kind": r[1], "role": r[3]} for r in inputs_rows],
                "results": results,
                "figures": list(ctx.files),
+               "review_thumbnails": len(ctx.thumbs),
                "clips": {"written": len(written), "left_out": ctx.clips.left_out,
                          "timelines": len(clip_files) - len(written),
                          "context_s": options.clip_context,
@@ -180,6 +188,6 @@ def _write_page(tmp: Path, inputs: list[str], col, ctx, sections, results, writt
     title = "wsd report: " + ", ".join(Path(p).name for p in inputs)
     page = render(title, subtitle, inputs_rows, metrics, sections, warnings)
     (tmp / "index.html").write_text(page, encoding="utf-8")
-    files = ["index.html", "metrics.json", *ctx.files, *clip_files]
+    files = ["index.html", "metrics.json", *ctx.files, *ctx.thumbs, *clip_files]
     (tmp / MANIFEST).write_text(json.dumps({"wsd_version": __version__, "files": files}))
     return {"clips": clip_files, "metrics": metrics}

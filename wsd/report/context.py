@@ -41,6 +41,8 @@ class ReportOptions:
     events : detection events listed (highest score first).
     timelines : recordings given a timeline player.
     timeline_seconds : longest span of a recording a timeline shows (its busiest part).
+    review_items : items on a review page at most: the hits of a hits file (every query's
+        best ranks first) or a detections file's events (of the ``events`` listed).
     seed : seed for samples and t-SNE.
     follow : also open the files the inputs were made from (windows, model, embeddings).
     """
@@ -57,6 +59,7 @@ class ReportOptions:
     events: int = 100
     timelines: int = 3
     timeline_seconds: float = 60.0
+    review_items: int = 200
     seed: int = 0
     follow: bool = True
 
@@ -76,7 +79,8 @@ class ReportOptions:
         for name in ("max_points", "gallery_size"):
             if getattr(self, name) < 2:
                 bad.append(f"--{name.replace('_', '-')} must be >= 2")
-        for name in ("max_clips", "galleries", "novel", "events", "timelines"):
+        for name in ("max_clips", "galleries", "novel", "events", "timelines",
+                     "review_items"):
             if getattr(self, name) < 0:
                 bad.append(f"--{name.replace('_', '-')} must be >= 0")
         for name in ("clip_seconds", "timeline_seconds"):
@@ -100,6 +104,7 @@ class Ctx:
                                 options.clip_context, options.playback_rate)
         self.advance = lambda n=1, status=None, **_: None  # the progress bar of the figures
         self.files: list[str] = []  # figures written, relative to outdir
+        self.thumbs: list[str] = []  # review thumbnails written, relative to outdir
         self.maps: dict[str, dict] = {}  # embeddings name -> {"index", "xy", "axis_names"}
         self._windows: dict[str, WindowsData | None] = {}
 

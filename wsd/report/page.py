@@ -2,7 +2,7 @@
 showing the figures, the metrics table and play buttons for the clips beside it.
 
 The page is described by plain blocks (:class:`Figure`, :class:`Timeline`, :class:`Gallery`,
-:class:`ClipTable`, :class:`Note`) grouped in sections; :func:`render` fills the jinja2
+:class:`ClipTable`, :class:`Note`, :class:`wsd.report.review.Review`) grouped in sections; :func:`render` fills the jinja2
 templates in ``templates/`` with them (autoescaped; the CSS and JS are included inline, so
 the page stays one file). A timeline player moves a cursor over the spectrogram: the
 figure's axes bounds (fractions of the image, written into the page) map the recording's
@@ -15,6 +15,9 @@ import functools
 import html
 import json
 from dataclasses import dataclass, field
+
+from wsd.report.review import Review
+from wsd.report.review import num as review_num
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Section:
 
 
 BLOCKS = {Figure: "figure", Timeline: "timeline", Gallery: "gallery", ClipTable: "cliptable",
-          Note: "note"}
+          Note: "note", Review: "review"}
 
 
 def _fmt(v) -> str:
@@ -142,7 +145,7 @@ def environment():
     env = Environment(loader=PackageLoader("wsd.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(fmt=_fmt, json_attr=_json_attr)
-    env.globals.update(clip_view=clip_view, speed_text=speed_text)
+    env.globals.update(clip_view=clip_view, speed_text=speed_text, num=review_num)
     return env
 
 

@@ -82,9 +82,13 @@ def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
 
     with atomic_output(path, force=True) as tmp, in_memory_h5(tmp) as f:
         for k, v in arrays.items():
-            f.create_dataset(k, data=np.asarray(v))
+            v = np.asarray(v)
+            if v.dtype.kind in "OUS":
+                f.create_dataset(k, data=v.astype(object), dtype=STR)
+            else:
+                f.create_dataset(k, data=v)
 
 
 def read_arrays(path) -> dict[str, np.ndarray]:
     with open_h5(path) as f:
-        return {k: f[k][()] for k in f}
+        return {k: (f[k].asstr()[()] if f[k].dtype.kind == "O" else f[k][()]) for k in f}

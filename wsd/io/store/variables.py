@@ -39,6 +39,7 @@ DB = "dB re full-scale sine"     # the unit wsd already writes on windows (keep 
 #: Every dimension name used by wsd files. Index-only dimensions cost nothing on disk.
 DIMS: dict[str, Dim] = {
     "window": Dim("window (row of the file)"),
+    "stat": Dim("statistic (mean, standard deviation)"),
     "frame": Dim("frame start after the window start", "s", coordinate=True),
     "freq": Dim("frequency of the FFT bin centre", "Hz", coordinate=True),
     "source": Dim("recording (row of /sources)"),
@@ -89,6 +90,8 @@ SCHEMA: dict[str, dict[str, Var]] = {
         **ROWS, **SOURCES,
         "windows": Var(("window", "frame", "freq"), "log-magnitude spectrogram window", DB,
                        coordinates=ROW),
+        "whiten_stats": Var(("source", "stat"), "mean and standard deviation each recording "
+                            "was standardised with after whitening (--whiten)"),
         "freqs": Var(("freq",), "frequency of the FFT bin centre (alias of freq kept for "
                      "readers of wsd_format 1)", "Hz"),
         "activity/source_id": Var(("event",), "recording of the event (index along source)"),

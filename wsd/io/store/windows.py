@@ -112,6 +112,13 @@ def read_shard(path) -> tuple[dict, dict[str, np.ndarray], int]:
         return row, rows, f["windows"].shape[0]
 
 
+def whiten_stats(path) -> tuple[float, float]:
+    """(mean, std) a shard's windows were standardised with by --whiten (NaN, NaN if not)."""
+    with _open(path) as f:
+        a = f["windows"].attrs
+        return float(a.get("whiten_mean", np.nan)), float(a.get("whiten_std", np.nan))
+
+
 class ShardView:
     """Read access to a finished shard shaped like a windows WsdFile (``read``,
     ``spectrogram``, ``n``), for running the silence detector on it."""
@@ -125,11 +132,17 @@ class ShardView:
     def shape(self, name: str) -> tuple:
         return self.f[name].shape
 
+    def has(self, name: str) -> bool:
+        return name == "whiten_stats" and "whiten_std" in self.f["windows"].attrs
+
     def read(self, name: str, sel=slice(None)) -> np.ndarray:
         if name == "freqs":
             return self._freqs
         if name == "source_id":
             return np.zeros(self.n, np.int64)[sel]
+        if name == "whiten_stats":
+            a = self.f["windows"].attrs
+            return np.array([[a["whiten_mean"], a["whiten_std"]]])
         return self.f[name][sel]
 
     def __enter__(self):
@@ -147,6 +160,8 @@ def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
         w = s["windows"]
         ds = d.create_dataset("windows", shape=(len(idx), *w.shape[1:]),
                               maxshape=(None, *w.shape[1:]), dtype=w.dtype, chunks=w.chunks)
+        for k, v in w.attrs.items():
+            ds.attrs[k] = v
         step = max(1, w.chunks[0]) * 16
         for a in range(0, len(idx), step):
             part = idx[a : a + step]
@@ -187,6 +202,10 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
             shards.append((shard, n))
         sources.append(row)
     n_total = sum(n for _, n in shards)
+    stats = np.full((len(entries), 2), np.nan)
+    for sid, (sh, _) in enumerate(entries):
+        if sh:
+            stats[sid] = whiten_stats(sh)
     activity = [(sid, read_activity(sh)) for sid, (sh, _) in enumerate(entries) if sh]
     activity = [(sid, a) for sid, a in activity if a is not None]
     dt = np.dtype(dtype)
@@ -236,6 +255,9 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
             g.create_dataset("windows_sliced", data=per)
             g.create_dataset("floor_db", data=floor)
         ds.attrs["units"] = "dB re full-scale sine"
+        if np.isfinite(stats).any():  # --whiten: each recording's standardisation
+            ws = f.create_dataset("whiten_stats", data=stats)
+            ws.attrs["long_name"] = "mean and std each recording was standardised with"
         fq = f.create_dataset("freqs", data=np.asarray(freqs, np.float64))
         fq.attrs["units"] = "Hz"
         from wsd.io.store.netcdf import apply_schema

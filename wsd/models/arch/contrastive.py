@@ -57,7 +57,7 @@ class Contrastive(WsdModel):
     """Contrastive 1-D CNN (SimCLR); embedding = mean and std of its step embeddings."""
 
     kind = "contrastive"
-    defaults = {"channels": 128, "dim": 128, "proj": 128, "crop": 64, "tau": 0.1,
+    defaults = {"channels": 128, "dim": 128, "proj": 128, "crop": 48, "tau": 0.1,
                 "freq_shift": 2, "gain_sd": 0.3, "contrast": 0.2, "tilt_sd": 0.3,
                 "mix_p": 0.5, "mix_max": 0.4, "time_mask": 8, "freq_mask": 8,
                 "noise_sd": 0.1, "weight_decay": 1e-4}
@@ -85,8 +85,11 @@ class Contrastive(WsdModel):
     #: measured recipe: about 200 steps of 128 windows on the call catalogue).
     default_steps = 200
     default_batch_size = 128
+    #: No early stopping: the one-cycle schedule runs to its end (its validation loss is
+    #: too noisy on small files to stop on).
+    default_patience = 0
 
-    def __init__(self, frames: int = 96, bins: int = 64, **arch_params: Any) -> None:
+    def __init__(self, frames: int = 64, bins: int = 64, **arch_params: Any) -> None:
         super().__init__(frames, bins, **arch_params)
         c = self.config
         self._require(2 <= c["crop"], "crop must be at least 2 frames")

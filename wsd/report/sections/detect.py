@@ -161,7 +161,7 @@ def detections_section(ctx: Ctx, det: Item) -> tuple[Section, dict]:
     wd = ctx.windows(det.refs.get("windows"))
     sec.blocks += _timelines(ctx, det, wd, source_id, start_s, end_s, score, positive,
                              threshold, score_name, ev)
-    sec.blocks.append(_events_table(ctx, det, wd, ev))
+    sec.blocks += _event_blocks(ctx, det, ev)
     return sec, metrics
 
 
@@ -199,19 +199,30 @@ def _timelines(ctx, det, wd, source_id, start_s, end_s, score, positive, thresho
     return out
 
 
-def _events_table(ctx: Ctx, det: Item, wd: WindowsData | None, ev: dict) -> ClipTable | Note:
+def _event_blocks(ctx: Ctx, det: Item, ev: dict) -> list:
+    """The table of the ``--events`` highest-scoring events with clips, and their review
+    block (the same clips)."""
+    from wsd.report.sections.review import events_review
+
     m = len(ev["source_id"])
     if not m:
-        return Note("No events in this file.")
+        return [Note("No events in this file.")]
     order = np.argsort(-np.asarray(ev.get("score", np.zeros(m)), np.float64), kind="stable")
     order = order[: ctx.opts.events]
+    keys = [f"event_{rank + 1:04d}" for rank in range(len(order))]
+    return [_events_table(ctx, det, ev, order, keys),
+            *events_review(ctx, det, ev, order, keys)]
+
+
+def _events_table(ctx: Ctx, det: Item, ev: dict, order: np.ndarray, keys: list) -> ClipTable:
+    m = len(ev["source_id"])
     rows = []
     src = det.f.sources
     paths = [str(p) for p in src.get("path", [])]
     for rank, i in enumerate(order.tolist()):
         sid = int(ev["source_id"][i])
         a, b = float(ev["start_s"][i]), float(ev["end_s"][i])
-        key = f"{det.name}_event_{rank + 1:04d}"
+        key = f"{det.name}_{keys[rank]}"
         if sid < len(paths):
             ctx.clips.request(key, paths[sid], a, b, (2, rank, 1), near=det.path,
                               **ctx.band(det))

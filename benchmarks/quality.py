@@ -1,0 +1,331 @@
+"""Quality on real recordings: wsd's default learned pipeline against what needs no learning,
+computed in the same run, mean±sd over seeds. One table per task.
+
+    .venv/bin/python benchmarks/quality.py                       # all tasks, seeds 0 1 2
+    .venv/bin/python benchmarks/quality.py --tasks calltypes --seeds 0
+    .venv/bin/python benchmarks/quality.py --slice-args "--fmin 500 --fmax 11500"
+
+Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
+
+* **calltypes**: the Southern Resident call catalogue (coastal-science, 136 clips of 31
+  types) and orcadata (32 clips of 25 types; S_33b.wav, a duplicate of S_33_b.wav, left out).
+  Pipeline, every step the wsd command with its defaults (plus ``--sample-rate 44100`` and
+  the labels): ``wsd slice`` -> ``wsd train`` -> ``wsd embed`` -> one sequence of window
+  embeddings per clip, compared by DTW (length-normalised, as ``wsd cluster --per-file`` and
+  ``wsd search --per-file --match dtw``) and by pooled mean+std (cosine, as ``search
+  --match pooled``). Metrics (wsd.metrics.retrieval): leave-one-out 1-NN over the clips
+  whose type has >= 2 clips, query-by-example mAP, ARI and NMI of Ward clustering cut at K =
+  the number of types. Baselines (the issue's, exactly): pooled bands (|STFT| n_fft 512 hop
+  256 at 44.1 kHz, log1p(100|X|), 256 bins averaged into 64 bands, the clip standardised by
+  its scalar mean and std, every second frame, mean and std per band, z-scored across clips,
+  cosine), PCA-32 of those frames pooled, raw-frame DTW of those frames; and, to be honest
+  about where the gain comes from, DTW of the default front end's own frames, unlearned.
+* **upcalls**: MERIDIAN right-whale up-calls, long/train -> long/val (another deployment):
+  the default encoder trained on train audio without labels, a linear probe on train labels,
+  ``wsd detect --truth`` on val: event F1 (IoU >= 0.3), AP, false positives per hour; against
+  the untrained ``detect --silence`` in the up-call band and band energies + logistic
+  regression through the same events.
+* **orca**: OrcaCNN orca calls against noise clips: clip ROC AUC, 5-fold cross-validation
+  grouped by clip, of a logistic probe on each clip's pooled embeddings against band
+  energies with logistic regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import REAL, footer, mean_sd, passive_threads, wsd
+
+CATALOGUE = "coastal-science-call-catalog-viewer"
+ORCADATA = "orcasound-orcadata"
+MERIDIAN = "GabrielDubus-MeridianOSmOSE_AutomaticDetectionOfCetaceans_Benchmark"
+ORCACNN = "ZER-0-NE-OrcaCNN-Demo"
+METRICS = ("knn1", "map", "ari", "nmi")
+
+
+# ------------------------------------------------------------------ helpers
+def _read_rows(path: Path) -> dict:
+    from wsd.io.store import open_file
+
+    with open_file(path) as f:
+        key = "embeddings" if f.kind == "embeddings" else "windows"
+        return {"x": f.read(key), "sid": f.read("source_id"), "start": f.read("start_s"),
+                "end": f.read("end_s"), "label": f.read("label") if f.has("label") else None,
+                "paths": list(f.sources["path"])}
+
+
+def _per_file(r: dict) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each recording's rows in time order, and its label (the most common)."""
+    from wsd.discovery.sequences import sequence_labels, sequences_per_file
+
+    seqs = sequences_per_file(r["sid"], r["start"], r["end"])
+    return seqs.arrays(r["x"]), sequence_labels(r["label"], seqs)
+
+
+def _cos(p: np.ndarray) -> np.ndarray:
+    u = p / (np.linalg.norm(p, axis=1, keepdims=True) + 1e-12)
+    d = np.clip(1 - u @ u.T, 0, None)
+    np.fill_diagonal(d, 0)
+    return d
+
+
+def _z(p: np.ndarray) -> np.ndarray:
+    return (p - p.mean(0)) / (p.std(0) + 1e-9)
+
+
+def _dtw(seqs: list[np.ndarray], zscore: bool = True) -> np.ndarray:
+    from scipy.spatial.distance import squareform
+
+    from wsd.discovery.dtw import dtw_condensed
+
+    if zscore:
+        allx = np.concatenate(seqs)
+        mu, sd = allx.mean(0), allx.std(0) + 1e-6
+        seqs = [(s - mu) / sd for s in seqs]
+    return squareform(dtw_condensed(seqs, length_norm="sqrt"))
+
+
+def _scores(d: np.ndarray, y: np.ndarray, cosine: bool) -> dict:
+    from wsd.metrics.retrieval import retrieval_metrics
+
+    return retrieval_metrics(d, y, cosine=cosine)
+
+
+def _row(name: str, runs: list[dict], keys=METRICS) -> str:
+    return f"| {name} | " + " | ".join(mean_sd([r[k] for r in runs]) for k in keys) + " |"
+
+
+# ------------------------------------------------------------------ call types
+def _clip_list(dataset: str, work: Path) -> tuple[list[Path], Path]:
+    """The clips of a call-type set and a path,label CSV for them."""
+    rows = []
+    if dataset == CATALOGUE:
+        base = REAL / CATALOGUE
+        with open(base / "LABELS.csv") as fh:
+            rows = [(base / r["path"], r["label"]) for r in csv.DictReader(fh)]
+    else:
+        with open(REAL / "index.csv") as fh:
+            rows = [(REAL / r["source"] / r["path"], r["label"]) for r in csv.DictReader(fh)
+                    if r["source"] == ORCADATA and r["task"] == "srkw_call_type"
+                    and not r["path"].endswith("S_33b.wav")]
+    table = work / f"{dataset}-labels.csv"
+    with open(table, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        w.writerows((str(p), lab) for p, lab in rows)
+    return [p for p, _ in rows], table
+
+
+def _baselines(files, labels_csv, work: Path) -> dict:
+    """The issue's unlearned baselines, from wsd's own frames (log1p(100|X|), one frame a
+    window)."""
+    out = work / "frames.h5"
+    wsd("slice", *files, "-o", out, "--labels", labels_csv, "--sample-rate", "44100",
+        "--n-fft", "512", "--hop-length", "256", "--frames", "1", "--step", "1",
+        "--freq-scale", "linear", "--scale", "log1p", "--no-whiten", "--fmax", "22050",
+        "--force", "-q")
+    r = _read_rows(out)
+    r["x"] = r["x"].reshape(len(r["x"]), -1)
+    seqs, y = _per_file(r)
+    bands = []
+    for s in seqs:  # 256 bins -> 64 bands, the clip standardised, every second frame
+        b = s.astype(np.float64).reshape(len(s), 64, 4).mean(2)
+        b = (b - b.mean()) / (b.std() + 1e-9)
+        bands.append(b[::2])
+    pooled = _z(np.stack([np.concatenate([b.mean(0), b.std(0)]) for b in bands]))
+    from sklearn.decomposition import PCA
+
+    pca = PCA(32, random_state=0).fit(np.concatenate(bands))
+    pcs = [pca.transform(b) for b in bands]
+    pca_pooled = _z(np.stack([np.concatenate([p.mean(0), p.std(0)]) for p in pcs]))
+    return {"pooled bands": _scores(_cos(pooled), y, True),
+            "PCA-32 of frames, pooled": _scores(_cos(pca_pooled), y, True),
+            "raw-frame DTW": _scores(_dtw(bands, zscore=False), y, False)}
+
+
+def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[str]:
+    files, labels_csv = _clip_list(dataset, work)
+    t0 = time.perf_counter()
+    base = _baselines(files, labels_csv, work)
+    win = work / "win.h5"
+    wsd("slice", *files, "-o", win, "--labels", labels_csv, "--sample-rate", "44100",
+        *slice_args, "--force", "-q")
+    frames = _read_rows(win)
+    fseqs, y = _per_file({**frames, "x": frames["x"].mean(axis=1)})
+    fe = _scores(_dtw(fseqs), y, False)  # the front end's frames (window means), unlearned
+    learned = {"DTW of window embeddings": [], "pooled window embeddings": []}
+    times = []
+    for seed in seeds:
+        enc, emb = work / f"enc{seed}.h5", work / f"emb{seed}.h5"
+        t = time.perf_counter()
+        wsd("train", win, "-o", enc, "--seed", seed, "--force", "-q")
+        times.append(time.perf_counter() - t)
+        wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
+        seqs, y = _per_file(_read_rows(emb))
+        learned["DTW of window embeddings"].append(_scores(_dtw(seqs), y, False))
+        pooled = _z(np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]))
+        learned["pooled window embeddings"].append(_scores(_cos(pooled), y, True))
+    bar = {k: max(b[k] for b in base.values()) for k in METRICS}
+    lines = [f"\n### call types: {dataset} ({len(files)} clips, {len(set(y))} types; seeds "
+             f"{' '.join(map(str, seeds))}; slice {' '.join(slice_args) or '(defaults)'})",
+             "", "| method | 1-NN (types >= 2 clips) | mAP | ARI (Ward) | NMI |",
+             "|---|---|---|---|---|"]
+    lines += [_row(f"baseline: {k}", [v]) for k, v in base.items()]
+    lines.append(_row("**best baseline (the bar)**", [bar]))
+    lines.append(_row("unlearned: DTW of the default front end's window means", [fe]))
+    lines += [_row(f"**wsd default: {k}**", v) for k, v in learned.items()]
+    gap = {k: np.mean([r[k] for r in learned["DTW of window embeddings"]]) - bar[k]
+           for k in METRICS}
+    lines.append("\ngain of the default (DTW) over the bar: "
+                 + ", ".join(f"{k} {gap[k]:+.3f}" for k in METRICS)
+                 + f"; training {mean_sd(times)} s per seed; {time.perf_counter() - t0:.0f} s")
+    return lines
+
+
+# ------------------------------------------------------------------ up-calls
+def _meridian(split: str) -> tuple[list[Path], Path]:
+    base = REAL / MERIDIAN
+    files = sorted((base / "long" / split).glob("*/*.wav"))
+    truth = base / f"annotations_{split}.csv"
+    return files, truth
+
+
+UPCALL_SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "32", "--step", "4",
+                "--fmin", "30", "--fmax", "400", "--n-mels", "32"]
+
+
+def _labels_from_truth(truth: Path, out: Path) -> Path:
+    with open(truth) as fh, open(out, "w", newline="") as o:
+        w = csv.writer(o)
+        w.writerow(["path", "start_s", "end_s", "label"])
+        for r in csv.DictReader(fh):
+            w.writerow([r["filename"], r["start"], r["end"], "upcall"])
+    return out
+
+
+def _event_scores(det: Path) -> dict:
+    import json
+
+    from wsd.io.store import open_file
+
+    with open_file(det) as f:
+        return json.loads(f.attrs("/")["metrics_json"])["events"]
+
+
+def upcalls(seeds, work: Path) -> list[str]:
+    tr_files, tr_truth = _meridian("train")
+    va_files, va_truth = _meridian("val")
+    tr_labels = _labels_from_truth(tr_truth, work / "train-labels.csv")
+    va_table = _labels_from_truth(va_truth, work / "val-truth.csv")
+    tr, va = work / "tr.h5", work / "va.h5"
+    wsd("slice", *tr_files, "-o", tr, "--labels", tr_labels, *UPCALL_SLICE, "--force", "-q")
+    wsd("slice", *va_files, "-o", va, *UPCALL_SLICE, "--force", "-q")
+    rows = []
+    det = work / "sil.h5"
+    wsd("detect", va, "--silence", "--fmin", "50", "--fmax", "300", "--truth", va_table,
+        "-o", det, "--force", "-q")
+    rows.append(("untrained: detect --silence, 50-300 Hz", [_event_scores(det)]))
+    runs = []
+    for seed in seeds:
+        enc, etr, eva = work / f"u{seed}.h5", work / f"etr{seed}.h5", work / f"eva{seed}.h5"
+        clf, d = work / f"clf{seed}.h5", work / f"d{seed}.h5"
+        wsd("train", tr, "-o", enc, "--seed", seed, "--force", "-q")
+        wsd("embed", tr, "--model", enc, "-o", etr, "--force", "-q")
+        wsd("embed", va, "--model", enc, "-o", eva, "--force", "-q")
+        wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf, "--force",
+            "-q")
+        wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table, "-o", d,
+            "--force", "-q")
+        runs.append(_event_scores(d))
+    rows.append(("**wsd: default encoder + linear probe**", runs))
+    keys = ("f1", "precision", "recall", "average_precision", "fp_per_hour")
+    lines = ["\n### up-calls: MERIDIAN long/train -> long/val (events, IoU >= 0.3)", "",
+             "| method | event F1 | precision | recall | AP | false positives / hour |",
+             "|---|---|---|---|---|---|"]
+    for name, rs in rows:
+        lines.append(f"| {name} | " + " | ".join(
+            mean_sd([r[k] if r[k] is not None else np.nan for r in rs]) for k in keys) + " |")
+    return lines
+
+
+# ------------------------------------------------------------------ orca vs noise
+def orca(seeds, work: Path) -> list[str]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    base = REAL / ORCACNN
+    pos, neg = sorted((base / "orca_pos").glob("*.wav")), sorted((base / "orca_neg").glob("*.wav"))
+    files = pos + neg
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
+    win = work / "orca.h5"
+    wsd("slice", *files, "-o", win, "--sample-rate", "44100", "--force", "-q")
+
+    def auc(features, seed):
+        clf = LogisticRegression(class_weight="balanced", max_iter=5000, C=1.0)
+        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+        p = cross_val_predict(clf, _z(features), y, cv=cv, method="predict_proba")[:, 1]
+        return {"auc": float(roc_auc_score(y, p))}
+
+    r = _read_rows(win)
+    seqs, _ = _per_file({**r, "label": np.full(len(r["sid"]), "", object)})
+    band = np.stack([np.concatenate([s.mean((0, 1)), s.std((0, 1))]) for s in seqs])
+    rows = [("band energies + logistic regression", [auc(band, s) for s in seeds])]
+    runs = []
+    for seed in seeds:
+        enc, emb = work / f"o{seed}.h5", work / f"oe{seed}.h5"
+        wsd("train", win, "-o", enc, "--seed", seed, "--force", "-q")
+        wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
+        e = _read_rows(emb)
+        es, _ = _per_file({**e, "label": np.full(len(e["sid"]), "", object)})
+        pooled = np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in es])
+        runs.append(auc(pooled, seed))
+    rows.append(("**wsd: default encoder, pooled per clip + logistic probe**", runs))
+    lines = [f"\n### orca calls vs noise: OrcaCNN ({len(pos)} calls, {len(neg)} noise clips; "
+             "5-fold CV, each clip its own group)", "", "| method | ROC AUC |", "|---|---|"]
+    lines += [f"| {n} | {mean_sd([x['auc'] for x in rs])} |" for n, rs in rows]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=["calltypes", "upcalls", "orca"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--datasets", nargs="+", default=[CATALOGUE, ORCADATA])
+    ap.add_argument("--slice-args", default="", help="extra wsd slice flags for the "
+                    "call-type pipeline (e.g. '--fmin 500 --fmax 11500')")
+    ap.add_argument("--workdir", type=Path, default=None)
+    a = ap.parse_args()
+    if not REAL.exists():
+        print(f"skipped: real recordings not found at {REAL}")
+        return
+    passive_threads()
+    t0 = time.perf_counter()
+    lines = ["## benchmarks/quality.py"]
+    with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
+        work = Path(tmp)
+        if "calltypes" in a.tasks:
+            for ds in a.datasets:
+                (work / ds).mkdir()
+                lines += calltypes(ds, a.seeds, work / ds, shlex.split(a.slice_args))
+                print("\n".join(lines[-12:]), flush=True)
+        if "upcalls" in a.tasks:
+            (work / "up").mkdir()
+            lines += upcalls(a.seeds, work / "up")
+        if "orca" in a.tasks:
+            (work / "orca").mkdir()
+            lines += orca(a.seeds, work / "orca")
+    print("\n".join(lines))
+    print(footer(t0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
