@@ -2,12 +2,13 @@
 #   make setup   .venv/ with torch (CPU build) and wsd installed editable
 #   make demo    the whole pipeline on built-in synthetic example data (examples/)
 #   make test    the test suite
+#   make quality the quality benchmark on real recordings (../shared/data/real)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench man clean browser
+.PHONY: setup demo test bench quality man clean browser
 
 setup: $(STAMP)
 
@@ -33,6 +34,10 @@ browser:
 
 bench: setup
 	$(BIN)/python benchmarks/slice.py
+
+# learned against unlearned on ../shared/data/real (skips when absent); about an hour
+quality: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/quality.py
 
 man: setup
 	$(BIN)/python -m wsd.cli.manpage man

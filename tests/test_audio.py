@@ -9,8 +9,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from conftest import ROOT, tone
-from wsd.io.audio.decode import (AudioStream, DecoderMessages, StreamResampler, container_frames, probe,
-                       resample_ratio)
+from wsd.io.audio.decode import AudioStream, DecoderMessages, container_frames, probe
+from wsd.io.audio.resample import StreamResampler, resample_ratio
 from wsd.errors import BadInputError, InputMissingError
 
 
@@ -221,7 +221,7 @@ def test_long_file_memory_is_bounded(tmp_path):
     (benchmarks/slice.py measures the whole process's RSS on 2-hour files.)"""
     import tracemalloc
 
-    from wsd.pipeline.slice import SliceTask, slice_file
+    from wsd.pipeline.slice_file import SliceTask, slice_file
     from wsd.dsp.spectrogram import SpectrogramParams
 
     sr, peaks = 44100, []

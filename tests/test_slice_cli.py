@@ -158,7 +158,7 @@ def test_virtual_join_and_missing_shards(wsd, audio_dir, tmp_path):
 
 
 def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkeypatch):
-    import wsd.pipeline.slice as jobs
+    import wsd.pipeline.slice_file as jobs
 
     full = tmp_path / "full.h5"
     assert wsd("slice", audio_dir, "-o", full).code == 0

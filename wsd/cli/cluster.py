@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import (FORCE, QUIET, TRACEBACK, Reporter, history_entry,
+                            scheduler_option, workers_option)
 
 
 def cluster_cmd(
@@ -48,12 +49,8 @@ def cluster_cmd(
                                               "matrix larger than this [default: a quarter "
                                               "of RAM]."),
     seed: int = typer.Option(0, "--seed", help="Seed for --sample and PCA."),
-    workers: int = typer.Option(1, "--workers", "-j", help="With --sample: assign the other "
-                                "sequences in this many local processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --sample: a Dask "
-                                            "distributed scheduler (tcp://host:port) whose "
-                                            "workers do the assignment (they must see the "
-                                            "output's folder)."),
+    workers: int = workers_option("With --sample: the assignment of the other sequences"),
+    scheduler: Optional[str] = scheduler_option("the --sample assignment"),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,

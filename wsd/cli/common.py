@@ -28,6 +28,21 @@ AMP = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast [default: on 
 ARGV: list[str] = []
 
 
+DEVICE = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda.")
+
+
+def workers_option(what: str):
+    """``--workers/-j N``: ``what`` runs in N local processes."""
+    return typer.Option(1, "--workers", "-j", help=f"{what} in this many local processes.")
+
+
+def scheduler_option(what: str = "the tasks"):
+    """``--scheduler ADDRESS``: a Dask distributed scheduler that runs ``what``."""
+    return typer.Option(None, "--scheduler", help=f"Dask distributed scheduler ADDRESS "
+                        f"(tcp://host:port) to run {what} on; its workers must see the "
+                        "same paths.")
+
+
 class Reporter(Progress):
     """Renders the coordinators' progress events (:class:`wsd.pipeline.progress.Progress`):
     messages on stderr; rich progress bars only when stderr is a terminal and not -q."""

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import (AMP, DEVICE, FORCE, QUIET, TRACEBACK,
+                            Reporter, history_entry, scheduler_option, workers_option)
 
 
 def detect_cmd(
@@ -58,12 +59,10 @@ def detect_cmd(
                                        "frequency floor follows the noise over this many "
                                        "seconds either side."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model: windows per batch."),
-    device: str = typer.Option("auto", "--device", help="Model: auto, cpu or cuda."),
+    device: str = DEVICE,
     amp: Optional[bool] = AMP,
-    workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows (silence: "
-                                "groups of recordings) scored in parallel processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
-                                            "scheduler ADDRESS to run the chunks on."),
+    workers: int = workers_option("Chunks of windows (silence: groups of recordings) scored"),
+    scheduler: Optional[str] = scheduler_option("the chunks"),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import (AMP, DEVICE, FORCE, QUIET, TRACEBACK,
+                            Reporter, history_entry, scheduler_option, workers_option)
 
 
 def embed_cmd(
@@ -18,20 +19,18 @@ def embed_cmd(
                                "3 s of audio around each window, read again at 48 kHz."),
     output: Path = typer.Option(..., "--output", "-o", help="Embeddings file to write."),
     batch_size: int = typer.Option(256, "--batch-size", help="Windows per inference batch."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     amp: Optional[bool] = AMP,
     reconstruct: int = typer.Option(0, "--reconstruct", help="Also store N input/decoder "
                                     "output pairs (autoencoders) for wsd report."),
     seed: int = typer.Option(0, "--seed", help="Seed choosing the windows to reconstruct."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Chunks of windows embedded in "
-                                "parallel processes."),
+    workers: int = workers_option("Chunks of windows embedded"),
     rows: str = typer.Option("auto", "--rows", help="windows: one embedding per window; "
                              "steps: one per step of the model's output (contrastive: every "
                              "2 frames), each window giving its central steps so that a "
                              "recording becomes one fine sequence; auto: steps where the "
                              "model makes them (measured better for call types)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
-                                            "scheduler ADDRESS to run the chunks on."),
+    scheduler: Optional[str] = scheduler_option("the chunks"),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import (FORCE, QUIET, TRACEBACK, Reporter, history_entry,
+                            scheduler_option, workers_option)
 
 
 def search_cmd(
@@ -69,10 +70,8 @@ def index_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Index folder to create."),
     nlist: Optional[int] = typer.Option(None, "--nlist", help="Inverted lists [default: "
                                         "about 2 sqrt(rows), a power of two]."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Build tasks in parallel "
-                                "processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
-                                            "scheduler ADDRESS to run the build tasks on."),
+    workers: int = workers_option("Index build tasks"),
+    scheduler: Optional[str] = scheduler_option("the build tasks"),
     seed: int = typer.Option(0, "--seed", help="Seed of the training and calibration "
                              "samples."),
     force: bool = FORCE,

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from wsd.cli.common import FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import (FORCE, QUIET, TRACEBACK, Reporter, history_entry,
+                            scheduler_option, workers_option)
 
 
 def slice_cmd(
@@ -48,9 +49,8 @@ def slice_cmd(
     join: str = typer.Option("auto", "--join", help="merge: one self-contained file; "
                              "virtual: map the per-file shards in OUTPUT.shards/ (no copy; "
                              "keep the folder beside the file); auto: merge below 2 GiB."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Files sliced in parallel."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask distributed "
-                                            "scheduler ADDRESS to run on instead."),
+    workers: int = workers_option("Files sliced"),
+    scheduler: Optional[str] = scheduler_option("the files"),
     drop_silence: bool = typer.Option(False, "--drop-silence", help="Keep only windows the "
                                       "silence detector of wsd detect --silence (its default "
                                       "thresholds) finds active; each recording's activity "

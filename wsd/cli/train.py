@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from wsd.cli.common import AMP, FORCE, QUIET, TRACEBACK, Reporter, history_entry
+from wsd.cli.common import AMP, DEVICE, FORCE, QUIET, TRACEBACK, Reporter, history_entry
 
 
 def parse_arch_params(items: list[str]) -> dict:
@@ -40,8 +40,7 @@ def train_cmd(
                                              "[default: 128 for contrastive, else 64]."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation, split and order."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or "
-                               "cuda."),
+    device: str = DEVICE,
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of windows held "
                                        "out for validation, whole recordings at a time."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many "
@@ -124,7 +123,7 @@ def train_cmd(
     with lock:
         if kind == "embeddings":
             from wsd.io.labels import read_labels
-            from wsd.pipeline.train import train_probe
+            from wsd.pipeline.probe import train_probe
 
             table = read_labels(labels, n_inputs=len(meta["sources"]["path"])) \
                 if labels else None

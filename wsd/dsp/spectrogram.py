@@ -108,8 +108,10 @@ class SpectrogramParams:
     def units(self) -> str:
         """What the values of a window are."""
         u = {"db": "dB re full-scale sine", "log1p": "log(1 + 100 |X|)", "pcen": "PCEN"}
-        return u[self.scale] + (" above the recording's noise floor" if self.whiten is not None
-                                else "")
+        if self.whiten is None:
+            return u[self.scale]
+        return (f"{u[self.scale]} above the recording's noise floor, in standard deviations "
+                "of the recording")
 
     @property
     def window_samples(self) -> int:

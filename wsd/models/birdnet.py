@@ -291,7 +291,8 @@ def _locate(stored: str, windows_path: Path) -> Path:
 def centred_chunks(path, centres: np.ndarray, channel: str = "mix") -> np.ndarray:
     """``(len(centres), 144000)`` float32: the 3 s of ``path`` centred on each time (s),
     at 48 kHz, zero outside the recording. One excerpt spanning all of them is decoded."""
-    from wsd.io.audio.decode import probe, read_excerpt, resample_ratio
+    from wsd.io.audio.decode import probe, read_excerpt
+    from wsd.io.audio.resample import resample_ratio
 
     centres = np.asarray(centres, np.float64)
     out = np.zeros((len(centres), CHUNK_SAMPLES), np.float32)
@@ -332,7 +333,7 @@ def embed_audio(audio: np.ndarray, sample_rate: int, embedder: BirdnetEmbedder |
     if sample_rate != SAMPLE_RATE:
         from scipy.signal import resample_poly
 
-        from wsd.io.audio.decode import resample_ratio
+        from wsd.io.audio.resample import resample_ratio
 
         x = resample_poly(x, *resample_ratio(sample_rate, SAMPLE_RATE)).astype(np.float32)
     chunk = np.zeros(CHUNK_SAMPLES, np.float32)

@@ -112,16 +112,21 @@ def _silent_mask(det, emb) -> np.ndarray:
 def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, force: bool,
                 progress: Progress | None = None) -> dict:
     """Cluster the sequences of ``emb_path`` into ``out``; returns a summary."""
-    from wsd.discovery import agglomerative, cost, dtw, sampled
-    from wsd.discovery import sequences as S
-    from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
-                              output_lock)
-    from wsd.io.store.rows import RowWriter
-    from wsd.metrics.clustering import label_metrics
+    from wsd.io.store import check_output, output_lock
 
     progress = progress or Progress()
     out = Path(out)
     check_output(out, force, inputs=[emb_path, p.mask])
+    with output_lock(out):
+        return _cluster(emb_path, p, out, history, force, progress)
+
+
+def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progress) -> dict:
+    from wsd.discovery import agglomerative, cost, dtw, sampled
+    from wsd.discovery import sequences as S
+    from wsd.io.store import open_file
+    from wsd.metrics.clustering import label_metrics
+
     if not dtw.c_available():
         raise dtw.DtwUnavailableError("dtaidistance's C library is not available")
     with open_file(emb_path, "embeddings") as e:
@@ -164,7 +169,7 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
     kw = {"method": p.linkage, "n_clusters": n_clusters, "distance_threshold": p.threshold,
           "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit,
           "length_norm": p.length_norm}
-    with output_lock(out), progress.task("clustering", None, "") as advance:
+    with progress.task("clustering", None, "") as advance:
         if p.sample and p.sample < m:
             spread = p.workers > 1 or bool(p.scheduler)
             assign = (_Distributed(arrays, p.workers, p.scheduler, out.resolve().parent)
@@ -180,6 +185,19 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
         metrics = label_metrics(seq_labels, res.labels, res.distance, res.clustered)
     k = int(res.labels.max()) + 1
     params = {**dataclasses.asdict(p), "embeddings": emb_path, "embeddings_id": emb_id}
+    _write(out, force, params, spec, hist, sources, seqs, res, seq_labels, metrics)
+    return {"n_sequences": m, "n_clusters": k, "silhouette": res.silhouette,
+            "metrics": metrics}
+
+
+def _write(out, force: bool, params: dict, spec, hist, sources, seqs, res, seq_labels,
+           metrics) -> None:
+    """The clusters file: one row per sequence, the tree, medoids and (small) matrix."""
+    from wsd.io.store import atomic_output, ensure_space
+    from wsd.io.store.rows import RowWriter
+
+    m = len(seqs)
+    k = int(res.labels.max()) + 1
     n_mat = len(res.clustered) if len(res.clustered) <= STORE_MATRIX_MAX else 0
     ensure_space(out, m * 96 + 4 * n_mat * n_mat)
     with atomic_output(out, force) as tmp:
@@ -203,8 +221,6 @@ def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, for
                         dtw_library="dtaidistance C")
         finally:
             w.close()
-    return {"n_sequences": m, "n_clusters": k, "silhouette": res.silhouette,
-            "metrics": metrics}
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,6 @@ def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: lis
     from wsd import models as registry
     from wsd.models import data
     from wsd.models.inference import choose_amp
-    from wsd.models.targets import class_targets, input_bins
     from wsd.runtime import device as accel
     from wsd.runtime import torchrun
 
@@ -166,29 +165,8 @@ def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: lis
     device = torchrun.init(dd, accel.pick_device(p.device))
     spec = meta["spectrogram"]
     cls = registry.get(p.arch)
-    supervised = cls.kind == "classifier"
-    input_kind = getattr(cls, "input_kind", "spectrogram")
-    arch_params, sup, targets, weights = dict(p.arch_params), {}, None, None
-    enc = None
-    if getattr(cls, "needs_encoder", False):
-        enc = _frozen_encoder(p, spec, meta, arch_params)
-        input_kind = enc["params"].get("input_kind") or "spectrogram"
-    elif p.encoder:
-        raise UsageError(f"--encoder is for heads on a frozen encoder, not {p.arch}")
-    if supervised:
-        if meta.get("label") is None:
-            raise UsageError(f"{p.arch} is supervised: slice the windows with --labels")
-        targets, classes, weights = class_targets(meta["label"], p.positive)
-        arch_params["n_classes"] = len(classes)
-        sup = {"classes": classes, "positive": p.positive, "input_kind": input_kind}
-    elif p.positive:
-        raise UsageError(f"--positive is for supervised architectures, not {p.arch}")
-    frames, bins = int(spec["frames"]), input_bins(input_kind, int(meta["bins"]))
-    model = accel.to_layout(registry.build(p.arch, frames, bins, **arch_params).to(device))
-    if supervised:
-        model.set_class_weights(weights)
-    if enc is not None:
-        model.load_encoder_state(enc["state_dict"])
+    model, targets, input_kind, sup, enc = _build(cls, p, spec, meta, device)
+    supervised = bool(sup)
     seq = int(model.config.get("seq_len", 1))
     p = _resolved(p, cls, int(np.asarray(meta["source_id"]).size), dd.world)
     split = data.split_by_source(meta["source_id"], p.val_fraction, p.seed,
@@ -242,6 +220,40 @@ def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: lis
     run = _Run(p, str(windows_path), model, opts, device, dd, supervised,
                accel.autocast(device, amp), train_dl, val_dl, n_train, n_val, common)
     return run, split
+
+
+def _build(cls, p: TrainParams, spec: dict, meta: dict, device: str):
+    """The model on ``device`` (channels-last where it helps), with a classifier's class
+    targets and weights and a head's frozen encoder: ``(model, targets or None, input
+    kind, supervised params (empty for encoders), frozen encoder file or None)``."""
+    from wsd import models as registry
+    from wsd.models.targets import class_targets, input_bins
+    from wsd.runtime import device as accel
+
+    supervised = cls.kind == "classifier"
+    input_kind = getattr(cls, "input_kind", "spectrogram")
+    arch_params, sup, targets, weights = dict(p.arch_params), {}, None, None
+    enc = None
+    if getattr(cls, "needs_encoder", False):
+        enc = _frozen_encoder(p, spec, meta, arch_params)
+        input_kind = enc["params"].get("input_kind") or "spectrogram"
+    elif p.encoder:
+        raise UsageError(f"--encoder is for heads on a frozen encoder, not {p.arch}")
+    if supervised:
+        if meta.get("label") is None:
+            raise UsageError(f"{p.arch} is supervised: slice the windows with --labels")
+        targets, classes, weights = class_targets(meta["label"], p.positive)
+        arch_params["n_classes"] = len(classes)
+        sup = {"classes": classes, "positive": p.positive, "input_kind": input_kind}
+    elif p.positive:
+        raise UsageError(f"--positive is for supervised architectures, not {p.arch}")
+    frames, bins = int(spec["frames"]), input_bins(input_kind, int(meta["bins"]))
+    model = accel.to_layout(registry.build(p.arch, frames, bins, **arch_params).to(device))
+    if supervised:
+        model.set_class_weights(weights)
+    if enc is not None:
+        model.load_encoder_state(enc["state_dict"])
+    return model, targets, input_kind, sup, enc
 
 
 #: --epochs and --patience when neither the user nor the architecture says.
@@ -443,85 +455,3 @@ def _validation_scores(run: _Run) -> dict:
         return {"threshold": 0.5, "val_metrics": binary_metrics(y, score, 0.5)}
     thr, _ = best_threshold(y, score)
     return {"threshold": float(thr), "val_metrics": binary_metrics(y, score, thr)}
-
-
-def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list[str],
-                labels=None, progress: Progress | None = None) -> dict:
-    """Fit a linear probe (``--arch linear``) on the rows of an embeddings file and write it
-    to ``out``. Labels come from ``labels`` (a :class:`wsd.io.labels.LabelTable`: each row
-    takes the label of the event covering most of it) or the file's own ``label`` dataset.
-    The threshold (best F1) and the validation metrics come from predictions out of
-    recording-grouped cross-validation, so they are not scored on the rows fitted."""
-    from wsd.io.labels import assign
-    from wsd.io.store import atomic_output, open_file
-    from wsd.io.store.models import save_model
-    from wsd.models.probe import fit_probe, probe_targets
-
-    progress = progress or Progress()
-    if p.arch != "linear":
-        raise UsageError(f"an embeddings file trains a probe: --arch linear (got {p.arch})")
-    if not p.positive:
-        raise UsageError("--arch linear needs --positive LABEL (the class to detect)")
-    with open_file(emb_path, "embeddings") as e:
-        z = e.read("embeddings")
-        sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
-        if labels is not None:
-            lab = np.full(len(z), "", object)
-            for s, path in enumerate(e.sources["path"]):
-                rows = np.flatnonzero(sid == s)
-                if len(rows):
-                    lab[rows] = assign(labels.for_file(path), st[rows], en[rows])
-        elif e.has("label"):
-            lab = e.read("label")
-        else:
-            raise UsageError("the embeddings carry no labels: give --labels LABELS.csv",
-                             emb_path)
-        spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
-        enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
-               e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
-    c = float(p.arch_params.get("c", 1.0))
-    y = probe_targets(lab, p.positive)
-    progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
-                  f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
-    thr, val = _probe_threshold(z, y, sid, c, p.seed)
-    probe = fit_probe(z, y, c=c, seed=p.seed)
-    params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
-              "classes": ["other", p.positive], "input_kind": "embeddings",
-              "threshold": thr, "val_metrics": val, **enc}
-    with atomic_output(out, force=True) as tmp:
-        save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
-                   spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
-                   history=hist + history_lines, loss_history={}, sources=sources)
-    return {"epochs": 0, "best_epoch": -1, "best_val": math.nan, "stopped_early": False,
-            "n_train": int((y >= 0).sum()), "n_val": 0, "loss": math.nan, "device": "cpu",
-            "split": "cross-validated by recording", "validation": val}
-
-
-#: Folds of the probe's cross-validation (fewer when there are fewer recordings).
-PROBE_FOLDS = 5
-
-
-def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None]:
-    """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
-    (0.5 and no metrics when the positives sit in fewer than two recordings)."""
-    from sklearn.model_selection import GroupKFold
-
-    from wsd.metrics.detection import best_threshold, binary_metrics
-    from wsd.models.probe import fit_probe, predict
-
-    use = np.flatnonzero(y >= 0)
-    groups = sid[use]
-    if len(np.unique(groups[y[use] == 1])) < 2:
-        return 0.5, None
-    folds = min(PROBE_FOLDS, len(np.unique(groups)))
-    prob = np.full(len(use), np.nan)
-    for tr, te in GroupKFold(folds).split(use, y[use], groups):
-        yt = y[use][tr]
-        if (yt == 1).any() and (yt == 0).any():
-            prob[te] = predict(fit_probe(z[use][tr], yt, c=c, seed=seed), z[use][te])
-    ok = np.isfinite(prob)
-    yy = y[use][ok]
-    if not (yy == 1).any() or not (yy == 0).any():
-        return 0.5, None
-    thr, _ = best_threshold(yy, prob[ok])
-    return float(thr), binary_metrics(yy, prob[ok], thr)

@@ -118,7 +118,8 @@ class ClipWriter:
         return auto_speed(rate, fmax) if self.playback == "auto" else float(self.playback)
 
     def _write(self, r: ClipRequest, context: float, max_seconds: float) -> Clip | None:
-        from wsd.io.audio.decode import read_excerpt, resample_ratio, write_wav
+        from wsd.io.audio.decode import read_excerpt, write_wav
+        from wsd.io.audio.resample import resample_ratio
         from wsd.report.playback import render
 
         (self.outdir / "audio").mkdir(exist_ok=True)

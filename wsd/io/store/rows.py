@@ -80,13 +80,11 @@ def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
     """A small HDF5 file of named arrays, written atomically (a task's shard)."""
     from wsd.io.store.atomic import in_memory_h5
 
+    from wsd.io.store.schema import put_array
+
     with atomic_output(path, force=True) as tmp, in_memory_h5(tmp) as f:
         for k, v in arrays.items():
-            v = np.asarray(v)
-            if v.dtype.kind in "OUS":
-                f.create_dataset(k, data=v.astype(object), dtype=STR)
-            else:
-                f.create_dataset(k, data=v)
+            put_array(f, k, v)
 
 
 def read_arrays(path) -> dict[str, np.ndarray]:

@@ -113,10 +113,15 @@ def write_rows(f: h5py.File, datasets: dict[str, np.ndarray]) -> None:
     lengths = {k: len(v) for k, v in datasets.items()}
     assert len(set(lengths.values())) <= 1, lengths
     for name, data in datasets.items():
-        data = np.asarray(data)
-        if data.dtype.kind in "OUS":
-            f.create_dataset(name, data=data.astype(object), dtype=STR)
-        else:
-            f.create_dataset(name, data=data)
+        put_array(f, name, data)
+
+
+def put_array(f, name: str, data) -> None:
+    """One dataset from an array; strings stored as utf-8."""
+    data = np.asarray(data)
+    if data.dtype.kind in "OUS":
+        f.create_dataset(name, data=data.astype(object), dtype=STR)
+    else:
+        f.create_dataset(name, data=data)
 
 

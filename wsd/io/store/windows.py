@@ -11,6 +11,8 @@ virtual dataset (``virtual``; no copy, the file must stay beside its shard folde
 from __future__ import annotations
 
 import contextlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -88,7 +90,7 @@ class ShardWriter:
             write_rows(self.f, {"start_s": cat(self.start_s, np.float64),
                                 "end_s": cat(self.end_s, np.float64),
                                 "padded": cat(self.padded, bool), **rows})
-            write_sources(self.f, concat_sources([source_row]))
+            self.f.attrs["source_row"] = json.dumps(source_row, default=_plain)
             write_params(self.f, params)
             self.f.close()
             self.out.commit()
@@ -102,21 +104,32 @@ class ShardWriter:
         self.out.abort()
 
 
-def read_shard(path) -> tuple[dict, dict[str, np.ndarray], int]:
-    """(source row, per-window rows except windows, number of windows) of a finished shard."""
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else str(v)
+
+
+@dataclass
+class ShardInfo:
+    """What the join needs of a finished shard, read in one opening."""
+
+    row: dict  # its recording's row of the sources table
+    rows: dict  # per-window rows (start_s, end_s, padded, label...)
+    n: int  # windows
+    whiten: tuple  # (mean, std) of --whiten's standardisation, or (nan, nan)
+    activity: dict | None  # --drop-silence: the recording's activity
+
+
+def read_shard(path) -> ShardInfo:
+    """The source row, per-window rows, window count, whitening stats and activity of a
+    finished shard."""
     with _open(path) as f:
-        g = f["sources"]
-        row = {k: (g[k].asstr()[0] if g[k].dtype.kind == "O" else g[k][0].item()) for k in g}
+        row = json.loads(f.attrs["source_row"])
         rows = {k: (f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:])
                 for k in f if k not in ("windows", "sources") and isinstance(f[k], h5py.Dataset)}
-        return row, rows, f["windows"].shape[0]
-
-
-def whiten_stats(path) -> tuple[float, float]:
-    """(mean, std) a shard's windows were standardised with by --whiten (NaN, NaN if not)."""
-    with _open(path) as f:
         a = f["windows"].attrs
-        return float(a.get("whiten_mean", np.nan)), float(a.get("whiten_std", np.nan))
+        stats = (float(a.get("whiten_mean", np.nan)), float(a.get("whiten_std", np.nan)))
+        act = ({k: f["activity"][k][()] for k in f["activity"]} if "activity" in f else None)
+        return ShardInfo(row, rows, f["windows"].shape[0], stats, act)
 
 
 class ShardView:
@@ -168,18 +181,12 @@ def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
             ds[a : a + len(part)] = w[part[0] : part[-1] + 1][part - part[0]]
         write_rows(d, {k: (s[k].asstr()[:] if s[k].dtype.kind == "O" else s[k][:])[idx]
                        for k in s if isinstance(s[k], h5py.Dataset) and k != "windows"})
-        write_sources(d, concat_sources([row]))
+        d.attrs["source_row"] = json.dumps(row, default=_plain)
         write_params(d, read_params(s))
         g = d.create_group("activity")
         for k, v in activity.items():
             g.create_dataset(k, data=np.asarray(v))
 
-
-def read_activity(path) -> dict | None:
-    with _open(path) as f:
-        if "activity" not in f:
-            return None
-        return {k: f["activity"][k][()] for k in f["activity"]}
 
 
 def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype: str,
@@ -192,22 +199,21 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
     Returns the number of windows.
     """
     rows_all: dict[str, list] = {k: [] for k in ["source_id", *row_names]}
-    sources, shards = [], []
+    sources, shards, activity = [], [], []
+    stats = np.full((len(entries), 2), np.nan)
     for sid, (shard, row) in enumerate(entries):
         if shard is not None:
-            row, rows, n = read_shard(shard)
+            info = read_shard(shard)
+            row, n = info.row, info.n
             for k in row_names:
-                rows_all[k].append(rows[k])
+                rows_all[k].append(info.rows[k])
             rows_all["source_id"].append(np.full(n, sid, np.int32))
             shards.append((shard, n))
+            stats[sid] = info.whiten
+            if info.activity is not None:
+                activity.append((sid, info.activity))
         sources.append(row)
     n_total = sum(n for _, n in shards)
-    stats = np.full((len(entries), 2), np.nan)
-    for sid, (sh, _) in enumerate(entries):
-        if sh:
-            stats[sid] = whiten_stats(sh)
-    activity = [(sid, read_activity(sh)) for sid, (sh, _) in enumerate(entries) if sh]
-    activity = [(sid, a) for sid, a in activity if a is not None]
     dt = np.dtype(dtype)
     chunk = chunk_windows(frames, bins, dt.itemsize)
     with h5py.File(tmp_out, "w") as f:
@@ -254,7 +260,7 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
                 per[sid], floor[sid] = int(a["windows_sliced"]), float(a["floor_db"])
             g.create_dataset("windows_sliced", data=per)
             g.create_dataset("floor_db", data=floor)
-        ds.attrs["units"] = "dB re full-scale sine"
+        ds.attrs["units"] = header.get("units", "dB re full-scale sine")
         if np.isfinite(stats).any():  # --whiten: each recording's standardisation
             ws = f.create_dataset("whiten_stats", data=stats)
             ws.attrs["long_name"] = "mean and std each recording was standardised with"

@@ -1,0 +1,96 @@
+"""Coordinator of ``wsd train EMB.h5 --arch linear``: a few-shot linear probe fitted on the
+rows of an embeddings file (labels from a table, such as the review page's marks, or from
+the file), its threshold and validation metrics from recording-grouped cross-validation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from wsd.errors import UsageError
+from wsd.pipeline.progress import Progress
+from wsd.pipeline.train import TrainParams
+
+
+def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list[str],
+                labels=None, progress: Progress | None = None) -> dict:
+    """Fit a linear probe (``--arch linear``) on the rows of an embeddings file and write it
+    to ``out``. Labels come from ``labels`` (a :class:`wsd.io.labels.LabelTable`: each row
+    takes the label of the event covering most of it) or the file's own ``label`` dataset.
+    The threshold (best F1) and the validation metrics come from predictions out of
+    recording-grouped cross-validation, so they are not scored on the rows fitted."""
+    from wsd.io.labels import assign
+    from wsd.io.store import atomic_output, open_file
+    from wsd.io.store.models import save_model
+    from wsd.models.probe import fit_probe, probe_targets
+
+    progress = progress or Progress()
+    if p.arch != "linear":
+        raise UsageError(f"an embeddings file trains a probe: --arch linear (got {p.arch})")
+    if not p.positive:
+        raise UsageError("--arch linear needs --positive LABEL (the class to detect)")
+    with open_file(emb_path, "embeddings") as e:
+        z = e.read("embeddings")
+        sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+        if labels is not None:
+            lab = np.full(len(z), "", object)
+            for s, path in enumerate(e.sources["path"]):
+                rows = np.flatnonzero(sid == s)
+                if len(rows):
+                    lab[rows] = assign(labels.for_file(path), st[rows], en[rows])
+        elif e.has("label"):
+            lab = e.read("label")
+        else:
+            raise UsageError("the embeddings carry no labels: give --labels LABELS.csv",
+                             emb_path)
+        spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
+        enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
+               e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
+    c = float(p.arch_params.get("c", 1.0))
+    y = probe_targets(lab, p.positive)
+    progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
+                  f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
+    thr, val = _probe_threshold(z, y, sid, c, p.seed)
+    probe = fit_probe(z, y, c=c, seed=p.seed)
+    params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
+              "classes": ["other", p.positive], "input_kind": "embeddings",
+              "threshold": thr, "val_metrics": val, **enc}
+    with atomic_output(out, force=True) as tmp:
+        save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
+                   spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
+                   history=hist + history_lines, loss_history={}, sources=sources)
+    return {"epochs": 0, "best_epoch": -1, "best_val": math.nan, "stopped_early": False,
+            "n_train": int((y >= 0).sum()), "n_val": 0, "loss": math.nan, "device": "cpu",
+            "split": "cross-validated by recording", "validation": val}
+
+
+#: Folds of the probe's cross-validation (fewer when there are fewer recordings).
+PROBE_FOLDS = 5
+
+
+def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None]:
+    """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
+    (0.5 and no metrics when the positives sit in fewer than two recordings)."""
+    from sklearn.model_selection import GroupKFold
+
+    from wsd.metrics.detection import best_threshold, binary_metrics
+    from wsd.models.probe import fit_probe, predict
+
+    use = np.flatnonzero(y >= 0)
+    groups = sid[use]
+    if len(np.unique(groups[y[use] == 1])) < 2:
+        return 0.5, None
+    folds = min(PROBE_FOLDS, len(np.unique(groups)))
+    prob = np.full(len(use), np.nan)
+    for tr, te in GroupKFold(folds).split(use, y[use], groups):
+        yt = y[use][tr]
+        if (yt == 1).any() and (yt == 0).any():
+            prob[te] = predict(fit_probe(z[use][tr], yt, c=c, seed=seed), z[use][te])
+    ok = np.isfinite(prob)
+    yy = y[use][ok]
+    if not (yy == 1).any() or not (yy == 0).any():
+        return 0.5, None
+    thr, _ = best_threshold(yy, prob[ok])
+    return float(thr), binary_metrics(yy, prob[ok], thr)
