@@ -228,3 +228,20 @@ def test_probe_refuses_what_it_cannot_learn(archive, tmp_path, wsd):
     assert r.code == 2 and "no row has that label" in r.err
     r = wsd("train", archive["emb"], "--arch", "convae", "-o", out)
     assert r.code == 2 and "--arch linear" in r.err
+
+
+def test_large_indexes_use_an_hnsw_quantizer_and_calibration_reaches_the_target(
+        monkeypatch):
+    """Above HNSW_QUANTIZER_ABOVE lists the coarse quantizer is a graph (a flat one is too
+    slow to assign archive-sized data), and nprobe is raised until recall@10 reaches the
+    target, up to every list, even on random vectors that have no neighbourhood structure."""
+    faiss = pytest.importorskip("faiss")
+    from wsd.io import index as ix
+
+    monkeypatch.setattr(ix, "HNSW_QUANTIZER_ABOVE", 16)
+    x = np.random.default_rng(0).standard_normal((4000, 32)).astype(np.float32)
+    idx = ix.train_index(x, 32, 32)
+    assert isinstance(faiss.downcast_index(idx.quantizer), faiss.IndexHNSWFlat)
+    ix.add_rows(idx, x, 0, len(x))
+    nprobe, recall = ix.calibrate(idx, x, len(x))
+    assert recall >= ix.TARGET and 4 <= nprobe <= 32

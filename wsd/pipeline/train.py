@@ -3,9 +3,10 @@ split that keeps most of the data for training, early stopping, a checkpoint eve
 (atomically, not interrupted by Ctrl-C) and exact resume; under torchrun, data-parallel.
 
 :func:`train` runs four steps: :func:`_setup` (model, targets, split, normalisation, the
-numeric path), :func:`_restore` (a checkpoint, with ``--resume``), :func:`_epoch` (one
-pass over the training data, then validation and early stopping) and :func:`_finish` (the
-best epoch's weights, a classifier's threshold, the model file).
+numeric path), :func:`_restore` (a checkpoint, with ``--resume``),
+:func:`wsd.pipeline.train_epoch.run_epoch` (one pass over the training data, then validation
+and early stopping) and :func:`_finish` (the best epoch's weights, a classifier's
+threshold, the model file).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import contextlib
 import dataclasses
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from wsd.errors import BadInputError, UsageError, WsdError
+from wsd.errors import UsageError
 from wsd.pipeline.progress import Progress
+from wsd.pipeline.train_epoch import TrainState, run_epoch, validation_scores
 
 #: ``--epochs`` above this is a typing slip, not a plan.
 MAX_EPOCHS = 100_000
@@ -78,18 +79,6 @@ class TrainParams:
 
 
 @dataclass
-class TrainState:
-    epoch: int = 0
-    history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [],
-                                                   "windows_per_s": [], "seconds": []})
-    best_val: float = math.inf
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    best_state: dict | None = None
-    stopped_early: bool = False
-
-
-@dataclass
 class _Run:
     """Everything :func:`_setup` prepares for the epochs."""
 
@@ -131,7 +120,7 @@ def train(windows_path: str, meta: dict, p: TrainParams, *, out: Path,
     per_epoch = math.ceil(run.n_train / p.batch_size / max(1, dd.world))
     with progress.task("training", per_epoch * (p.epochs - st.epoch), "batches") as advance:
         while st.epoch < p.epochs and not st.stopped_early:
-            _epoch(run, st, advance)
+            run_epoch(run, st, advance)
             e = st.history
             progress.note(f"epoch {st.epoch}/{p.epochs}: loss {e['loss'][-1]:.4f}"
                           + (f", val {e['val_loss'][-1]:.4f}" if run.val_dl is not None else "")
@@ -308,68 +297,6 @@ def _restore(run: _Run, st: TrainState, ckpt: Path) -> None:
     run.train_dl.dataset.epoch = st.epoch
 
 
-def _epoch(run: _Run, st: TrainState, advance) -> None:
-    """One pass over the training windows, then the validation loss and early stopping.
-    Windows holding NaN or infinite values, or a loss that becomes NaN, stop training
-    before anything is written (the last epoch's checkpoint stays for --resume)."""
-    from wsd.runtime import torchrun
-
-    model, dev, p = run.model, run.device, run.p
-    t0, seen, total = time.perf_counter(), 0, 0.0
-    model.train()
-    it = iter(run.train_dl)
-    while True:
-        batch = next(it, None)
-        if not torchrun.all_have(run.dd, batch is not None):
-            break
-        x, y = batch if run.supervised else (batch, None)
-        _check_batch(x, run.windows, st.epoch)
-        kw = {"y": y.to(dev)} if run.supervised else {}
-        logs = model.train_step(x.to(dev, non_blocking=True), run.opts, run.autocast, **kw)
-        if not math.isfinite(logs["loss"]):
-            raise WsdError(f"training diverged in epoch {st.epoch + 1}: the loss is "
-                           f"{logs['loss']}; nothing was written (try a lower --lr than "
-                           f"{p.lr:g})", run.windows)
-        seen += len(x)
-        total += logs["loss"] * len(x)
-        advance(1, status=f"epoch {st.epoch + 1} loss {logs['loss']:.4f}")
-    dt = time.perf_counter() - t0
-    val = _validation_loss(run) if run.val_dl is not None else math.nan
-    h = st.history
-    h["loss"].append(total / max(seen, 1))
-    h["val_loss"].append(val)
-    h["windows_per_s"].append(seen / dt if dt else 0.0)
-    h["seconds"].append(dt)
-    if run.val_dl is not None and p.patience:
-        if val < st.best_val - 1e-9:
-            st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
-            st.best_state = {k: v.detach().cpu().clone() for k, v in
-                             model.state_dict().items()}
-        else:
-            st.bad_epochs += 1
-            st.stopped_early = st.bad_epochs >= p.patience
-    st.epoch += 1
-
-
-def _check_batch(x, path: str, epoch: int) -> None:
-    import torch
-
-    if not bool(torch.isfinite(x).all()):
-        raise BadInputError(f"windows hold NaN or infinite values (met in epoch {epoch + 1}); "
-                            "nothing was written (re-slice the audio)", path)
-
-
-def _validation_loss(run: _Run) -> float:
-    vs = vn = 0.0
-    for batch in run.val_dl:
-        x, y = batch if run.supervised else (batch, None)
-        _check_batch(x, run.windows, 0)
-        kw = {"y": y.to(run.device)} if run.supervised else {}
-        vs += run.model.eval_loss(x.to(run.device), **kw) * len(x)
-        vn += len(x)
-    return vs / vn
-
-
 def _save_checkpoint(run: _Run, st: TrainState, ckpt: Path) -> None:
     """The state after this epoch, written atomically; Ctrl-C waits for it."""
     import torch
@@ -399,7 +326,7 @@ def _finish(run: _Run, st: TrainState, out: Path, ckpt: Path) -> dict | None:
     if final:
         run.model.load_state_dict(final)
     if run.supervised:
-        run.common["params"].update(_validation_scores(run))
+        run.common["params"].update(validation_scores(run))
     if run.dd.main:
         with critical(), atomic_output(out, force=True) as tmp:
             save_model(tmp, state_dict=final or run.model.state_dict(),
@@ -430,28 +357,3 @@ def _frozen_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict) -
     cfg = {k: v for k, v in enc["config"].items() if k not in ("frames", "bins")}
     arch_params.update(encoder_arch=enc["arch"], encoder_config=json.dumps(cfg))
     return enc
-
-
-def _validation_scores(run: _Run) -> dict:
-    """Threshold (max F1) and metrics of a trained classifier on the validation windows
-    (scored with the same precision as ``wsd detect`` will use by default)."""
-    import torch
-
-    from wsd.metrics.detection import best_threshold, binary_metrics
-
-    if run.val_dl is None:
-        return {"threshold": 0.5, "val_metrics": None}
-    ys, ps = [], []
-    with torch.inference_mode(), run.autocast():
-        for x, y in run.val_dl:
-            ps.append(run.model.predict_proba(x.to(run.device)).float().cpu().numpy())
-            ys.append(y.numpy())
-    y, prob = np.concatenate(ys), np.concatenate(ps)
-    if run.p.positive is None:
-        acc = float((prob.argmax(1) == y).mean())
-        return {"threshold": 0.5, "val_metrics": {"accuracy": acc, "n": int(len(y))}}
-    score = prob[:, 1]
-    if len(set(y.tolist())) < 2:
-        return {"threshold": 0.5, "val_metrics": binary_metrics(y, score, 0.5)}
-    thr, _ = best_threshold(y, score)
-    return {"threshold": float(thr), "val_metrics": binary_metrics(y, score, thr)}
