@@ -7,6 +7,11 @@ import numpy as np
 from wsd.errors import BadInputError, UsageError
 
 
+#: Times are sums and differences of float seconds: a gap or length within this of the
+#: limit counts as equal to it (0.528 s windows measure 0.5279999999999987 s in places).
+TIME_TOL_S = 1e-6
+
+
 def _check_rows(n: int, **arrays: np.ndarray) -> None:
     for name, a in arrays.items():
         if a.shape != (n,):
@@ -60,14 +65,14 @@ def events_from_decisions(
         reach = np.empty_like(en)  # running latest end within each recording
         for a, b in zip(first, np.append(first[1:], order.size)):
             reach[a:b] = np.maximum.accumulate(en[a:b])
-        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - reach[:-1] > min_gap_s)
+        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - reach[:-1] > min_gap_s + TIME_TOL_S)
     heads = np.flatnonzero(new)
     if heads.size == 0:
         ev_end = ev_score = np.zeros(0)
     else:
         ev_end = np.maximum.reduceat(en, heads)
         ev_score = np.maximum.reduceat(sc, heads)
-    keep = ev_end - st[heads] >= min_duration_s
+    keep = ev_end - st[heads] >= min_duration_s - TIME_TOL_S
     return {
         "source_id": sid[heads][keep].astype(np.int64),
         "start_s": st[heads][keep],
