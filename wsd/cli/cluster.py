@@ -23,7 +23,9 @@ def cluster_cmd(
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Split longer runs "
                                               "into near-equal pieces."),
     window: Optional[int] = typer.Option(None, "--window", help="Sakoe-Chiba band of the DTW, "
-                                         "in windows [default: none]."),
+                                         "in windows: an alignment strays at most this far "
+                                         "from the diagonal (0: no band, as none) "
+                                         "[default: none]."),
     length_norm: str = typer.Option("sqrt", "--length-norm", help="none, or sqrt: divide "
                                     "each DTW distance by sqrt(len_a + len_b), a per-step "
                                     "RMS difference, so that long sequences are not far from "
