@@ -198,3 +198,26 @@ def test_usage_errors_exit_2_without_traceback(wsd, audio_dir):
         r = wsd(*args)
         assert r.code == 2, (args, r.err)
         assert "Traceback" not in r.err
+
+
+def test_start_up_imports_nothing_heavy(tmp_path):
+    """``wsd --help`` starts without scipy.fft, torch or matplotlib, and ``wsd slice``
+    without torch or matplotlib (imports are most of a short run's cost: issue 13)."""
+    import subprocess
+    import sys
+
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(8000, np.float32), 8000)
+    code = ("import sys, contextlib, io\n"
+            "from wsd.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    rc = main(sys.argv[1:])\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'scipy.fft') if m in sys.modules]\n"
+            "print(rc, ' '.join(heavy))\n")
+    help_ = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert help_ == ["0"], help_
+    sl = subprocess.run([sys.executable, "-c", code, "slice", str(audio), "-o",
+                         str(tmp_path / "w.h5"), "-q"], capture_output=True, text=True,
+                        check=True).stdout.split()
+    assert sl[0] == "0" and "torch" not in sl and "matplotlib" not in sl, sl
