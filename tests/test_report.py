@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from wsd.io.store import open_file
+
 
 # ------------------------------------------------------------------ the pipeline, once
 
@@ -363,3 +365,18 @@ def test_knn_accuracy_on_separated_classes():
     assert out == {"k": 5, "n": int((lab != "").sum()), "accuracy": 1.0}
     assert out["accuracy"] == _knn_loo_brute_force(x, lab, 5)
     assert knn_accuracy(x[:4], lab[:4], k=5)["accuracy"] is None
+
+
+def test_step_row_embeddings_beside_detections_of_their_windows(pipeline, tmp_path):
+    """The default encoder embeds one row a step (more rows than windows); a detections
+    file of the same windows has one decision a window and cannot colour those rows: the
+    page is built without that colouring (it was an IndexError in make demo)."""
+    enc, emb, out = tmp_path / "c.h5", tmp_path / "s.h5", tmp_path / "r"
+    assert run_wsd("train", pipeline["win"], "--epochs", "1", "--batch-size", "16", "-o",
+                   enc, "-q") == 0
+    assert run_wsd("embed", pipeline["win"], "--model", enc, "-o", emb, "-q") == 0
+    with open_file(emb) as e, open_file(pipeline["win"]) as w:
+        assert e.n > w.n  # step rows
+    assert run_wsd("report", emb, pipeline["det"], "-o", out, "-q") == 0
+    m = _metrics(out)
+    assert "s_map.png" in m["figures"]

@@ -68,8 +68,11 @@ def embeddings_section(ctx: Ctx, emb: Item) -> tuple[Section, dict]:
     if labels is not None and (labels != "").any():
         colourings.append(("label", labels, "unlabelled"))
     for det in ctx.col.of_kind("detections"):
-        same = (det.refs.get("windows") is not None
-                and det.refs.get("windows") is emb.refs.get("windows")) or _same_rows(det, emb)
+        # one decision a window: only embeddings with one row a window can show it (step
+        # rows of the same windows are more rows than the detections have)
+        same = det.f.n == n and ((det.refs.get("windows") is not None
+                                  and det.refs.get("windows") is emb.refs.get("windows"))
+                                 or _same_rows(det, emb))
         if same:
             silence = str(det.attr("detector", ""))
             pos = np.asarray(det.f.read("positive"), bool)[idx]
