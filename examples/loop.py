@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 MERIDIAN = "GabrielDubus-MeridianOSmOSE_AutomaticDetectionOfCetaceans_Benchmark"
-SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "32", "--step", "4",
+SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "64", "--step", "8",
          "--fmin", "30", "--fmax", "400", "--n-mels", "32"]
 WSD = ["wsd"]
 LABEL = "upcall"
@@ -160,7 +160,8 @@ def main() -> None:
         wsd("train", win["train"], "--seed", a.seed, "-o", enc, "-q")
     for split in ("train", "val"):
         if not emb[split].exists():
-            wsd("embed", win[split], "--model", enc, "-o", emb[split], "-q")
+            wsd("embed", win[split], "--model", enc, "--rows", "windows", "-o", emb[split],
+                "-q")
     durations = {p.name: 900.0 for p in files["train"]}
     rng = np.random.default_rng(a.seed)
     print("| up-calls labelled | chosen by | windows reviewed | event F1 | precision | "
