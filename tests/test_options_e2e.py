@@ -358,10 +358,13 @@ def test_train_patience_stops_early_and_keeps_best_epoch(small_windows, tmp_path
     best = int(np.argmin(val))
     assert np.isfinite(val).all() and len(info["loss_history"]["loss"]) == ran
     assert ran < limit and info["params"]["epochs"] == limit and info["params"]["patience"] == 1
+    # the file says which epoch's weights it holds and why training ended
+    assert info["params"]["stopped_early"] is True and info["params"]["epochs_run"] == ran
     # patience 1: improving every epoch up to the best one, then one epoch without
     assert ran == best + 2 and val[-1] >= val[best]
     assert (np.diff(val[:best + 1]) < 0).all()
     assert f"{ran} epochs, best validation loss {val[best]:.4f} at epoch {best + 1}" in r.err
+    assert info["params"]["best_epoch"] == best + 1
     # wsd info --json exposes the same record
     j = json.loads(wsd("info", a, "--json").out)
     assert j["loss_history"]["val_loss"] == pytest.approx(val.tolist())

@@ -325,6 +325,9 @@ def _finish(run: _Run, st: TrainState, out: Path, ckpt: Path) -> dict | None:
     final = st.best_state or None
     if final:
         run.model.load_state_dict(final)
+    # what the file holds: the weights of which epoch, and why training ended
+    run.common["params"].update(epochs_run=st.epoch, stopped_early=st.stopped_early,
+                                best_epoch=(st.best_epoch + 1) if final else st.epoch)
     if run.supervised:
         run.common["params"].update(validation_scores(run))
     if run.dd.main:
