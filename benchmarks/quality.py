@@ -215,7 +215,7 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
         *slice_args, "--force", "-q")
     fe = _frontend_dtw(files, labels_csv, work, slice_args)
     convae = _seed_convae(win, work, seeds[0])
-    learned = {"DTW of window embeddings": [], "pooled window embeddings": []}
+    learned = {"DTW of step embeddings": [], "pooled step embeddings": []}
     times, searched = [], []
     for seed in seeds:
         enc, emb = work / f"enc{seed}.h5", work / f"emb{seed}.h5"
@@ -224,9 +224,9 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
         times.append(time.perf_counter() - t)
         wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
         seqs, y = _per_file(_read_rows(emb))
-        learned["DTW of window embeddings"].append(_scores(_dtw(seqs), y, False))
+        learned["DTW of step embeddings"].append(_scores(_dtw(seqs), y, False))
         pooled = _z(np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]))
-        learned["pooled window embeddings"].append(_scores(_cos(pooled), y, True))
+        learned["pooled step embeddings"].append(_scores(_cos(pooled), y, True))
         searched.append(_search_map(emb, work))
     bar = {k: max(b[k] for b in base.values()) for k in METRICS}
     lines = [f"\n### call types: {dataset} ({len(files)} clips, {len(set(y))} types; seeds "
@@ -242,7 +242,7 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
                  f"{mean_sd([r['map'] for r in searched])} | | |")
     lines.append(_row(f"seed convae (--arch convae --epochs {CONVAE_EPOCHS}, seed "
                       f"{seeds[0]}): DTW of window embeddings", [convae]))
-    gap = {k: np.mean([r[k] for r in learned["DTW of window embeddings"]]) - bar[k]
+    gap = {k: np.mean([r[k] for r in learned["DTW of step embeddings"]]) - bar[k]
            for k in METRICS}
     lines.append("\ngain of the default (DTW) over the bar: "
                  + ", ".join(f"{k} {gap[k]:+.3f}" for k in METRICS)
