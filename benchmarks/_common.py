@@ -42,6 +42,18 @@ def timed(args: list[str], env: dict | None = None) -> float:
     return dt
 
 
+def synthetic_sources(paths: list[str], durations_s, n_windows, rate: int = 44100,
+                      fmt: str = "WAV/PCM_16") -> dict:
+    """A sources table for embeddings files the benchmarks make up (no audio behind them)."""
+    from wsd.io.store import concat_sources
+
+    return concat_sources([{"path": p, "size": 1, "mtime": 0.0, "format": fmt,
+                            "native_sample_rate": rate, "channels": 1, "frames_header": 1,
+                            "frames_decoded": 1, "duration_s": float(d), "n_windows": int(n),
+                            "status": "ok", "message": ""}
+                           for p, d, n in zip(paths, durations_s, n_windows)])
+
+
 REAL = Path(os.environ.get("WSD_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import synthetic_sources
+
 DIM = 128
 TYPES = 8
 
@@ -46,19 +48,14 @@ def write_embeddings(path: Path, n: int, seed: int = 0) -> np.ndarray:
     """An embeddings file of ``n`` sequences (one per source), lengths 5-30, DIM-d float32:
     each type a piecewise-linear path through 6 random knots, plus noise. Returns the
     ``(n,)`` lengths."""
-    from wsd.io.store import concat_sources
     from wsd.io.store.rows import RowWriter
 
     rng = np.random.default_rng(seed)
     protos = rng.standard_normal((TYPES, 6, DIM))  # 6 knots per type trajectory
     lengths = rng.integers(5, 31, n)
     kinds = rng.integers(0, TYPES, n)
-    sources = concat_sources([{"path": f"/synthetic/seq{i:05d}.wav", "size": 1, "mtime": 0.0,
-                               "format": "WAV/PCM_16", "native_sample_rate": 44100,
-                               "channels": 1, "frames_header": 1, "frames_decoded": 1,
-                               "duration_s": float(L) * 0.19, "n_windows": int(L),
-                               "status": "ok", "message": ""}
-                              for i, L in enumerate(lengths)])
+    sources = synthetic_sources([f"/synthetic/seq{i:05d}.wav" for i in range(n)],
+                                lengths * 0.19, lengths)
     spec = {"sample_rate": 44100, "n_fft": 512, "hop_length": 256, "frames": 32}
     w = RowWriter(path, "embeddings", {"windows": "synthetic"}, spec, ["benchmarks/cluster.py"],
                   sources)

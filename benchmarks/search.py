@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import ROOT, WSD
+from _common import ROOT, WSD, synthetic_sources
 
 D = 128
 K = 10
@@ -97,17 +97,14 @@ def _real_like(n: int, rng: np.random.Generator, struct) -> np.ndarray:
 
 
 def write_embeddings(path: Path, n: int, kind: str, seed: int = 0) -> None:
-    from wsd.io.store import concat_sources
     from wsd.io.store.rows import RowWriter
 
     rng = np.random.default_rng(seed)
     struct = _structure() if kind == "real" else None
     n_rec = -(-n // PER_RECORDING)
-    sources = concat_sources([{
-        "path": f"/synthetic/{kind}/rec{i:05d}.flac", "size": 1, "mtime": 0.0,
-        "format": "FLAC/PCM_16", "native_sample_rate": 32000, "channels": 1,
-        "frames_header": 1, "frames_decoded": 1, "duration_s": PER_RECORDING * WINDOW_S,
-        "n_windows": PER_RECORDING, "status": "ok", "message": ""} for i in range(n_rec)])
+    sources = synthetic_sources([f"/synthetic/{kind}/rec{i:05d}.flac" for i in range(n_rec)],
+                                [PER_RECORDING * WINDOW_S] * n_rec, [PER_RECORDING] * n_rec,
+                                rate=32000, fmt="FLAC/PCM_16")
     spec = {"sample_rate": 32000, "n_fft": 512, "hop_length": 512, "frames": 32}
     w = RowWriter(path, "embeddings", {"windows": f"synthetic {kind}"}, spec,
                   ["benchmarks/search.py"], sources)

@@ -17,7 +17,8 @@ import pytest
 import soundfile as sf
 
 from conftest import SEED_SLICE, tone
-from wsd.io.store import concat_sources, open_file
+from test_cluster_cli import D, _sources
+from wsd.io.store import open_file
 from wsd.io.store.models import load_model
 from wsd.io.store.rows import RowWriter
 
@@ -178,17 +179,6 @@ def test_detect_min_duration_equal_to_event_length_keeps_it(scored, tmp_path, ws
 
 
 # ================================================================================== cluster
-D = 6
-
-
-def _sources(n):
-    return concat_sources([{"path": f"/data/rec{i}.wav", "size": 1, "mtime": 0.0,
-                            "format": "WAV/PCM_16", "native_sample_rate": 8000,
-                            "channels": 1, "frames_header": 8000, "frames_decoded": 8000,
-                            "duration_s": 60.0, "n_windows": 0, "status": "ok",
-                            "message": ""} for i in range(n)])
-
-
 SPEC = {"sample_rate": 8000, "n_fft": 512, "hop_length": 256, "frames": 32}
 
 

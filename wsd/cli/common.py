@@ -139,8 +139,8 @@ def _silence_stdout() -> None:
 
 
 def registry_help() -> dict[str, str]:
-    """The values of the placeholders help texts may hold, from the model registry (this
-    imports torch, so it runs only when help is shown)."""
+    """The values of the ``{name}`` fields that help texts may hold, read from the model
+    registry (this imports torch, so it runs only when help is shown)."""
     from wsd import models
 
     by_kind: dict[str, list[str]] = {}
@@ -161,10 +161,10 @@ def registry_help() -> dict[str, str]:
 
 
 def fill_help(cmd, only: str | None = None) -> None:
-    """Replace ``{architectures}``-style placeholders in the help of ``cmd`` (a click
-    command or group) and its subcommands (``only``: just that one) with
-    :func:`registry_help`'s values; texts without placeholders cost nothing (the registry,
-    which imports torch, is read only when a placeholder is met)."""
+    """Fill the ``{architectures}``-style fields in the help of ``cmd`` (a click command or
+    group) and its subcommands (``only``: just that one) with :func:`registry_help`'s
+    values; texts without fields cost nothing (the registry, which imports torch, is read
+    only when a field is met)."""
     values = None
 
     def fill(text):
