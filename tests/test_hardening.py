@@ -385,3 +385,29 @@ def test_history_records_the_arguments_main_received(chain, tmp_path, wsd):
     with open_file(out) as f:
         last = f.history[-1]
     assert last.endswith(f"detect: {chain['win']} --silence -o {out} -q"), last
+
+
+def test_an_interrupt_swallowed_on_the_way_commits_nothing(tmp_path):
+    """Ctrl-C met inside a __del__ or weakref callback is printed as "Exception ignored"
+    and lost by Python; the output it interrupted must still not be committed (this
+    raced in the report's SIGTERM test: exit 0 and a complete report)."""
+    code = ("import sys\n"
+            "from wsd.runtime import signals\n"
+            "from wsd.io.store import atomic_output\n"
+            "signals.install()\n"
+            "class D:\n"
+            "    def __del__(self):\n"
+            "        signals._handler(2, None)\n"
+            "D()\n"
+            "assert signals.swallowed() == 2\n"
+            "try:\n"
+            "    with atomic_output(sys.argv[1], False) as tmp:\n"
+            "        open(tmp, 'w').write('x')\n"
+            "except signals.Interrupted:\n"
+            "    print('interrupted')\n")
+    out = tmp_path / "o.txt"
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "Exception ignored" in r.stderr, r.stderr
+    assert r.stdout.split() == ["interrupted"]
+    assert os.listdir(tmp_path) == []

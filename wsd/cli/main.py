@@ -135,7 +135,7 @@ def _run(args: list[str]) -> int:
             import traceback
             traceback.print_exc()
 
-    from wsd.runtime.signals import Interrupted
+    from wsd.runtime.signals import Interrupted, swallowed
 
     def interrupted(signum=None) -> int:
         what = " (SIGTERM)" if signum == 15 else ""
@@ -147,6 +147,8 @@ def _run(args: list[str]) -> int:
         rv = cmd.main(args=args, prog_name="wsd", standalone_mode=False)
         if rv == ExitStatus.INTERRUPTED:  # the framework's own KeyboardInterrupt -> 130
             return interrupted()
+        if swallowed() is not None:  # raised where Python ignores exceptions, then lost
+            return interrupted(swallowed())
         return rv if isinstance(rv, int) else 0
     except Interrupted as e:
         return interrupted(e.signum)

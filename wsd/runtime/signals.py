@@ -5,7 +5,10 @@ h5py's or torch's C code it can be printed as "Exception ignored" and lost, and 
 middle of a rename it could leave a temporary behind. :func:`install` (called by the CLI)
 makes SIGINT and SIGTERM raise :class:`Interrupted` (a BaseException) in the main thread,
 except within :func:`critical` blocks (a checkpoint write, an output's rename), where the
-signal is remembered and raised when the block ends. Worker processes call
+signal is remembered and raised when the block ends. A signal raised where Python
+swallows exceptions (a weakref callback, ``__del__``: "Exception ignored in ...") is not
+lost either: :func:`check` raises it again before an output is committed, and the CLI
+exits 130 if a command returns after one. Worker processes call
 :func:`ignore_in_worker`: the coordinator alone decides, cancels and cleans up.
 """
 
@@ -17,6 +20,7 @@ import threading
 
 _depth = 0
 _pending: list[int] = []
+_raised: list[int] = []  # signals raised as Interrupted in this process
 
 
 class Interrupted(BaseException):
@@ -33,13 +37,30 @@ def _handler(signum, _frame):
     if _depth > 0:
         _pending.append(signum)
         return
+    _raised.append(signum)
     raise Interrupted(signum)
+
+
+def swallowed() -> int | None:
+    """The signal of an :class:`Interrupted` raised in this process, if any. Asked where
+    none can be propagating (before committing an output, after a command returned), a
+    signal here was swallowed on the way."""
+    return _raised[-1] if _raised else None
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` again if one was raised earlier and swallowed."""
+    signum = swallowed()
+    if signum is not None:
+        raise Interrupted(signum)
 
 
 def install() -> None:
     """Route SIGINT and SIGTERM through :func:`_handler` (main thread only; no-op else)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    _raised.clear()  # a new command (the CLI may run several in one process)
+    _pending.clear()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _handler)
 

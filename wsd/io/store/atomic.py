@@ -196,9 +196,10 @@ class AtomicOutput:
     def commit(self) -> None:
         """Rename the temporary into place (not interrupted by Ctrl-C: the signal is
         raised after it, :func:`wsd.runtime.signals.critical`)."""
-        from wsd.runtime.signals import critical
+        from wsd.runtime.signals import check, critical
 
         try:
+            check()  # an interruption swallowed on the way: nothing is committed
             with critical():
                 _commit(self.tmp, self.path, self.force)
         except OSError as e:
