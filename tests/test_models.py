@@ -91,7 +91,7 @@ def test_register_new_name(monkeypatch):
 def test_class_attributes_and_config(name):
     cls = registry.get(name)
     assert cls.name == name
-    assert cls.kind in {"autoencoder", "gan", "classifier", "contrastive"}
+    assert cls.kind in {"autoencoder", "gan", "classifier", "contrastive", "kmeans"}
     assert set(cls.param_docs) == set(cls.defaults)
     assert all(isinstance(doc, str) and doc for doc in cls.param_docs.values())
     model = _build(name)

@@ -182,6 +182,11 @@ def _setup(windows_path: str, meta: dict, p: TrainParams, dd, history_lines: lis
         mean, std = 0.0, 1.0
     else:
         mean, std = data.norm_stats(windows_path, tr_runs)
+    if hasattr(model, "prepare"):  # e.g. k-means: whitening and seeds from a sample
+        n_prep = int(model.config.get("prepare_windows", 4096))
+        sample = _sample_rows(windows_path, tr_runs, n_prep, p.seed)
+        model.prepare(torch.as_tensor((sample.astype(np.float32) - mean) / std,
+                                      device=device))
     torchrun.sync_model(dd, model)
     opts = model.configure_optimizers(p.lr)
     if hasattr(model, "plan_training"):
@@ -345,6 +350,24 @@ def _first_rows(path: str, runs: np.ndarray, n: int = AMP_SAMPLE) -> np.ndarray:
 
     a, b = (int(v) for v in runs[0])
     return read_rows(path, "windows", a, min(b, a + n))
+
+
+def _sample_rows(path: str, runs: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """About ``n`` training windows (dB) drawn at random (seeded) from all of ``runs``, read
+    in order."""
+    from wsd.io.store.reader import read_rows
+
+    idx = np.concatenate([np.arange(a, b) for a, b in runs])
+    if len(idx) > n:
+        idx = np.sort(np.random.default_rng([seed, 11]).choice(idx, n, replace=False))
+    blocks, i = [], 0
+    while i < len(idx):  # contiguous stretches in one read each
+        j = i + 1
+        while j < len(idx) and idx[j] == idx[j - 1] + 1:
+            j += 1
+        blocks.append(read_rows(path, "windows", int(idx[i]), int(idx[j - 1]) + 1))
+        i = j
+    return np.concatenate(blocks)
 
 
 def _frozen_encoder(p: TrainParams, spec: dict, meta: dict, arch_params: dict) -> dict:
