@@ -25,6 +25,22 @@ def detect_cmd(
                                   "separated by at most this many seconds into one event."),
     min_duration: float = typer.Option(0.0, "--min-duration", help="Drop events shorter than "
                                        "this (s)."),
+    calibrate: str = typer.Option("none", "--calibrate", help="none | recording: the "
+                                  "model's log-odds as robust z per recording ((x - median) "
+                                  "/ (1.4826 MAD)), so one threshold holds across "
+                                  "recordings of different noise; the threshold is then in "
+                                  "z units [default threshold: the probe's, set on "
+                                  "cross-validation]."),
+    events: str = typer.Option("merge", "--events", help="merge: detected windows closer "
+                               "than --min-gap join into one event; peaks: one event of "
+                               "--event-length around each peak of the score above the "
+                               "threshold (for calls of a typical length)."),
+    event_length: Optional[float] = typer.Option(None, "--event-length", help="Peaks: an "
+                                                 "event's length (s) [default: a window's]."),
+    min_separation: float = typer.Option(1.0, "--min-separation", help="Peaks: seconds "
+                                         "between two peaks at least."),
+    smooth: int = typer.Option(0, "--smooth", help="Peaks: average the scores over 2 N + 1 "
+                               "windows first."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Reference events (a Raven "
                                          "table, an Audacity track or a path,start_s,end_s "
                                          "CSV): score the events one-to-one at IoU >= 0.3 "
@@ -93,7 +109,9 @@ def detect_cmd(
                      threshold=threshold, min_gap=min_gap, min_duration=min_duration,
                      positive=positive, batch_size=batch_size, device=device, amp=amp,
                      workers=workers, scheduler=scheduler,
-                     truth=str(truth) if truth else None)
+                     truth=str(truth) if truth else None, calibrate=calibrate,
+                     events=events, event_length=event_length,
+                     min_separation=min_separation, smooth=smooth)
     s = run_detect(windows, output, p, [history_entry("detect")], force=force, progress=rep)
     n, kept = s["n"], s["detected"]
     what = "active (not silence)" if silence else "detections"

@@ -65,6 +65,11 @@ def train_cmd(
                                           "slice --labels, or the CSV the review page "
                                           "saves) giving the rows of an embeddings file "
                                           "their labels (--arch linear)."),
+    label_cover: float = typer.Option(0.0, "--label-cover", help="With --labels: a row "
+                                      "takes an event's label only when the overlap is at "
+                                      "least this share of the shorter of the two (e.g. 0.7: "
+                                      "most of a short call lies in the window); rows that "
+                                      "touch an event less are left out, not negatives."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     traceback: bool = TRACEBACK,
@@ -128,10 +133,11 @@ def train_cmd(
             table = read_labels(labels, n_inputs=len(meta["sources"]["path"])) \
                 if labels else None
             s = train_probe(str(windows), params, out=output, history_lines=history,
-                            labels=table, progress=rep)
+                            labels=table, progress=rep, label_cover=label_cover)
         else:
-            if labels:
-                raise UsageError("--labels relabels the rows of an embeddings file; windows "
+            if labels or label_cover:
+                raise UsageError("--labels (and --label-cover) relabel the rows of an "
+                                 "embeddings file; windows "
                                  "take their labels from wsd slice --labels")
             s = train(str(windows), meta, params, out=output, history_lines=history,
                       resume=resume, progress=rep)

@@ -80,3 +80,76 @@ def events_from_decisions(
         "score": ev_score[keep],
         "n_windows": np.diff(np.append(heads, order.size))[keep].astype(np.int64),
     }
+
+
+def recording_z(source_id: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Scores standardised per recording by their median and MAD (robust z, ``(n,)``
+    float64): a recording's usual level maps to 0 whatever its background, so one threshold
+    holds across recordings of different noise (``wsd detect --calibrate recording``)."""
+    source_id = np.asarray(source_id)
+    out = np.asarray(score, dtype=np.float64).copy()
+    _check_rows(out.size, source_id=source_id)
+    for s in np.unique(source_id):
+        m = source_id == s
+        med = np.median(out[m])
+        mad = 1.4826 * np.median(np.abs(out[m] - med))
+        out[m] = (out[m] - med) / max(mad, 1e-6)
+    return out
+
+
+def events_from_peaks(
+    source_id: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    score: np.ndarray,
+    threshold: float,
+    length_s: float,
+    min_separation_s: float = 1.0,
+    smooth: int = 0,
+) -> dict[str, np.ndarray]:
+    """One event of ``length_s`` seconds centred on each peak of the score trace.
+
+    Per recording, window scores in time order are averaged over ``2 smooth + 1`` windows;
+    then, highest first, every window at or above ``threshold`` whose centre lies at least
+    ``min_separation_s`` from every peak already taken is a peak (non-maximum suppression).
+    Suited to calls of a known typical length that many overlapping windows each see whole
+    (merging those windows would make one long event).
+
+    Returns the same dict as :func:`events_from_decisions` (``n_windows`` holds 1); events
+    are clipped to the recording's first window start and last window end.
+    """
+    if not (length_s > 0 and min_separation_s >= 0 and smooth >= 0):
+        raise UsageError("peaks need an event length > 0, a separation >= 0 and smooth >= 0")
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, dtype=np.float64)
+    end_s = np.asarray(end_s, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
+    _check_rows(score.size, source_id=source_id, start_s=start_s, end_s=end_s)
+    centre = (start_s + end_s) / 2
+    out = {k: [] for k in ("source_id", "start_s", "end_s", "score")}
+    for s in np.unique(source_id):
+        rows = np.flatnonzero(source_id == s)
+        rows = rows[np.argsort(centre[rows], kind="stable")]
+        x = score[rows]
+        if smooth:
+            k = np.ones(2 * smooth + 1) / (2 * smooth + 1)
+            x = np.convolve(np.pad(x, smooth, mode="edge"), k, mode="valid")
+        t = centre[rows]
+        taken: list[int] = []
+        for i in np.argsort(-x, kind="stable"):
+            if x[i] < threshold:
+                break
+            if not taken or np.all(np.abs(t[i] - t[taken]) >= min_separation_s - TIME_TOL_S):
+                taken.append(int(i))
+        taken.sort()
+        lo, hi = start_s[rows].min(), end_s[rows].max()
+        for i in taken:
+            out["source_id"].append(s)
+            out["start_s"].append(max(lo, t[i] - length_s / 2))
+            out["end_s"].append(min(hi, t[i] + length_s / 2))
+            out["score"].append(x[i])
+    return {"source_id": np.asarray(out["source_id"], np.int64),
+            "start_s": np.asarray(out["start_s"], np.float64),
+            "end_s": np.asarray(out["end_s"], np.float64),
+            "score": np.asarray(out["score"], np.float64),
+            "n_windows": np.ones(len(out["score"]), np.int64)}

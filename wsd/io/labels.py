@@ -191,8 +191,19 @@ def _single(table: LabelTable, n_inputs: int | None, p: Path) -> LabelTable:
     return table
 
 
-def assign(events: list[Event], start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
+#: The label of a window that touches an event too little to count as one, nor as
+#: background (``min_cover``); probes and classifiers leave such rows out.
+UNSURE = "unsure"
+
+
+def assign(events: list[Event], start_s: np.ndarray, end_s: np.ndarray,
+           min_cover: float = 0.0) -> np.ndarray:
     """Label each window [start_s, end_s) with the event covering most of it, or "".
+
+    With ``min_cover`` > 0, a window takes the event's label only when the overlap is at
+    least ``min_cover`` of the shorter of the two (the event, for calls shorter than a
+    window; the window, for long events); a window that overlaps an event by less is
+    :data:`UNSURE` rather than background.
 
     Shapes: start_s, end_s (n,) seconds; returns (n,) object array of str.
     """
@@ -200,6 +211,21 @@ def assign(events: list[Event], start_s: np.ndarray, end_s: np.ndarray) -> np.nd
     out = np.full(n, "", dtype=object)
     if not events or n == 0:
         return out
+    ea = np.array([e[0] for e in events])
+    eb = np.array([e[1] for e in events])
+    names = np.array([e[2] for e in events], dtype=object)
+    for i in range(0, n, 4096):
+        a, b = start_s[i : i + 4096, None], end_s[i : i + 4096, None]
+        ov = np.minimum(b, eb[None]) - np.maximum(a, ea[None])
+        best = ov.argmax(axis=1)
+        got = ov[np.arange(len(best)), best]
+        ok = got > 0
+        lab = np.where(ok, names[best], "").astype(object)
+        if min_cover > 0:
+            short = np.minimum((eb - ea)[best], (b - a)[:, 0])
+            lab[ok & (got < min_cover * short - 1e-9)] = UNSURE
+        out[i : i + 4096] = lab
+    return out
     ea = np.array([e[0] for e in events])
     eb = np.array([e[1] for e in events])
     names = np.array([e[2] for e in events], dtype=object)

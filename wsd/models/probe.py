@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from wsd.errors import BadInputError, UsageError
+from wsd.io.labels import UNSURE
 
 #: Rows with this label are neither positives nor negatives.
-IGNORED = "unsure"
+IGNORED = UNSURE
 #: Rows scored per block when a probe scores a whole embeddings file.
 SCORE_BLOCK = 65536
 
@@ -74,6 +75,17 @@ def predict(model, z: np.ndarray) -> np.ndarray:
         return model.predict_proba(t)[:, 1].numpy().astype(np.float32)
 
 
+def predict_logit(model, z: np.ndarray) -> np.ndarray:
+    """Log-odds of the positive class of embeddings ``z`` ``(n, D)``: ``(n,)`` float32 (not
+    saturated, unlike a float32 probability)."""
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(z, np.float32))[:, None, :]
+        lo = model.logits(t)
+        return (lo[:, 1] - lo[:, 0]).numpy().astype(np.float32)
+
+
 class LoadedProbe:
     """A probe read from its model file: ``positive``, ``threshold``, :meth:`predict`."""
 
@@ -86,12 +98,14 @@ class LoadedProbe:
         """P(positive) of embeddings ``(n, D)``: ``(n,)`` float32."""
         return predict(self.model, z)
 
-    def predict_rows(self, ds, advance=lambda n=1, **_: None) -> np.ndarray:
-        """:meth:`predict` of every row of ``ds`` (an HDF5 dataset), a block at a time."""
+    def predict_rows(self, ds, advance=lambda n=1, **_: None, logit: bool = False
+                     ) -> np.ndarray:
+        """:meth:`predict` (or, with ``logit``, the log-odds) of every row of ``ds`` (an
+        HDF5 dataset), a block at a time."""
         out = np.empty(ds.shape[0], np.float32)
         for a in range(0, ds.shape[0], SCORE_BLOCK):
             x = np.asarray(ds[a:a + SCORE_BLOCK], np.float32)
-            out[a:a + len(x)] = self.predict(x)
+            out[a:a + len(x)] = predict_logit(self.model, x) if logit else self.predict(x)
             advance(len(x))
         return out
 

@@ -38,6 +38,11 @@ class DetectParams:
     workers: int = 1
     scheduler: str | None = None
     truth: str | None = None  # a table of reference events: event-level scores
+    calibrate: str = "none"  # none | recording (robust z of the log-odds per recording)
+    events: str = "merge"  # merge | peaks
+    event_length: float | None = None  # peaks: seconds (None: the window's length)
+    min_separation: float = 1.0  # peaks: seconds between two peaks at least
+    smooth: int = 0  # peaks: moving average over 2 smooth + 1 windows
 
     def __post_init__(self):
         from wsd.runtime.device import check_device_name
@@ -52,6 +57,21 @@ class DetectParams:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0 seconds (got {v})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.calibrate not in ("none", "recording"):
+            raise UsageError(f"--calibrate must be none or recording (got {self.calibrate})")
+        if self.calibrate != "none" and self.silence is not None:
+            raise UsageError("--calibrate applies to a trained detector (--model); the "
+                             "silence detector is already relative to each recording's floor")
+        if self.events not in ("merge", "peaks"):
+            raise UsageError(f"--events must be merge or peaks (got {self.events})")
+        if self.event_length is not None and not (math.isfinite(self.event_length)
+                                                  and self.event_length > 0):
+            raise UsageError(f"--event-length must be > 0 seconds (got {self.event_length})")
+        if not (math.isfinite(self.min_separation) and self.min_separation >= 0):
+            raise UsageError(f"--min-separation must be >= 0 seconds (got "
+                             f"{self.min_separation})")
+        if self.smooth < 0:
+            raise UsageError(f"--smooth must be >= 0 windows (got {self.smooth})")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
         check_device_name(self.device)
@@ -185,12 +205,16 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
                                 amp=use_amp)
             with progress.task("detecting", f.n, "windows") as advance:
                 score = chunks.collect(chunks.run(tasks, progress=advance, **run_kw))["score"]
+            if p.calibrate == "recording":
+                p64 = np.clip(score.astype(np.float64), 1e-7, 1 - 1e-7)
+                score = calibrated(np.log(p64) - np.log1p(-p64), f.read("source_id"))
+                thr = calibrated_threshold(p, info["params"], str(p.model))
             decided = score >= thr
             extra, truth_label = {}, p.positive or pos_label
         if p.silence is not None and p.threshold is not None:
             decided, thr = score >= p.threshold, p.threshold
         params.update(threshold=thr, min_gap=p.min_gap, min_duration=p.min_duration,
-                      positive=truth_label, windows_id=f.file_id)
+                      positive=truth_label, windows_id=f.file_id, **event_params(p))
         metrics = None
         if f.has("label"):
             metrics = evaluate(f.read("label"), truth_label, score, decided,
@@ -203,7 +227,7 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
             try:
                 w.set_attrs(detector=params["detector"], positive_label=truth_label or "")
                 ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
-                                      metrics, extra, p.truth)
+                                      metrics, extra, p.truth, peaks=peak_params(p, f))
             finally:
                 w.close()
         n = f.n
@@ -226,15 +250,20 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
     if want and have and want != have:
         progress.warn("these embeddings were made by another encoder than the probe was "
                       "trained on; scores may mean nothing", f.path)
+    cal = p.calibrate == "recording"
     with progress.task("detecting", f.n, "windows") as advance:
-        score = probe.predict_rows(f.f["embeddings"], advance)
-    thr = float(p.threshold if p.threshold is not None else probe.threshold)
+        score = probe.predict_rows(f.f["embeddings"], advance, logit=cal)
+    if cal:
+        score = calibrated(score, f.read("source_id"))
+        thr = calibrated_threshold(p, info["params"], str(p.model))
+    else:
+        thr = float(p.threshold if p.threshold is not None else probe.threshold)
     decided = score >= thr
     truth_label = p.positive or pos_label
     params = {"detector": "model", "embeddings": str(f.path), "model": str(p.model),
               "arch": "linear", "threshold": thr, "min_gap": p.min_gap,
               "min_duration": p.min_duration, "positive": truth_label,
-              "embeddings_id": f.file_id}
+              "embeddings_id": f.file_id, **event_params(p)}
     metrics = None
     if f.has("label"):
         metrics = evaluate(f.read("label"), truth_label, score, decided, f.read("source_id"),
@@ -245,7 +274,7 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
         try:
             w.set_attrs(detector="model", positive_label=truth_label or "")
             ev = write_detections(w, f, score, decided, thr, p.min_gap, p.min_duration,
-                                  metrics, {}, p.truth)
+                                  metrics, {}, p.truth, peaks=peak_params(p, f))
         finally:
             w.close()
     return {"n": f.n, "detected": int(decided.sum()), "events": ev,
@@ -296,11 +325,54 @@ def score_events(f, ev: dict, truth: str) -> dict:
     return event_metrics(dets, refs, hours)
 
 
+def calibrated(score: np.ndarray, source_id: np.ndarray) -> np.ndarray:
+    """``--calibrate recording``: log-odds as robust z per recording (float32)."""
+    from wsd.dsp.events import recording_z
+
+    return recording_z(source_id, score).astype(np.float32)
+
+
+def calibrated_threshold(p: DetectParams, model_params: dict, model_path: str) -> float:
+    """--threshold, else the calibrated threshold the model recorded at training."""
+    if p.threshold is not None:
+        return float(p.threshold)
+    thr = model_params.get("threshold_recording")
+    if thr is None or not math.isfinite(float(thr)):
+        raise UsageError("--calibrate recording: this model records no calibrated threshold "
+                         "(probes trained with wsd train --arch linear do); give --threshold "
+                         "in robust-z units", model_path)
+    return float(thr)
+
+
+def event_params(p: DetectParams) -> dict:
+    """How events were made, for the output's parameters."""
+    d = {"calibrate": p.calibrate, "events": p.events}
+    if p.events == "peaks":
+        d.update(event_length=p.event_length if p.event_length is not None else "",
+                 min_separation=p.min_separation, smooth=p.smooth)
+    return d
+
+
+def peak_params(p: DetectParams, f) -> dict | None:
+    """Arguments of :func:`wsd.dsp.events.events_from_peaks` (None: merge windows)."""
+    if p.events != "peaks":
+        return None
+    spec = f.spectrogram
+    window_s = (int(spec["frames"]) - 1) * int(spec["hop_length"]) / float(spec["sample_rate"])
+    length = p.event_length if p.event_length is not None else (
+        window_s + int(spec["n_fft"]) / float(spec["sample_rate"]))
+    return {"length_s": float(length), "min_separation_s": p.min_separation,
+            "smooth": p.smooth}
+
+
 def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,
-                     metrics, extra, truth: str | None = None) -> dict:
+                     metrics, extra, truth: str | None = None, peaks: dict | None = None
+                     ) -> dict:
     """Rows, events, metrics and extras into a RowWriter ``w``. Returns the events; with
-    ``truth`` (a table of reference events), the event-level scores go into the metrics."""
-    from wsd.dsp.events import events_from_decisions
+    ``truth`` (a table of reference events), the event-level scores go into the metrics.
+    ``peaks``: events are fixed-length spans around score peaks
+    (:func:`wsd.dsp.events.events_from_peaks` with these arguments), not merged windows."""
+    from wsd.dsp.events import events_from_decisions, events_from_peaks
 
     sid, st, en = f.read("source_id"), f.read("start_s"), f.read("end_s")
     cols = {"source_id": sid, "start_s": st, "end_s": en, "score": score,
@@ -309,7 +381,10 @@ def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s
         if f.has(k):
             cols[k] = f.read(k)
     w.append(**cols)
-    ev = events_from_decisions(sid, st, en, positive, score, min_gap_s, min_duration_s)
+    if peaks is None:
+        ev = events_from_decisions(sid, st, en, positive, score, min_gap_s, min_duration_s)
+    else:
+        ev = events_from_peaks(sid, st, en, score, threshold, **peaks)
     for k, v in ev.items():
         w.put(f"events/{k}", v)
     for k, v in extra.items():

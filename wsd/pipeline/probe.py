@@ -15,7 +15,8 @@ from wsd.pipeline.train import TrainParams
 
 
 def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list[str],
-                labels=None, progress: Progress | None = None) -> dict:
+                labels=None, progress: Progress | None = None,
+                label_cover: float = 0.0) -> dict:
     """Fit a linear probe (``--arch linear``) on the rows of an embeddings file and write it
     to ``out``. Labels come from ``labels`` (a :class:`wsd.io.labels.LabelTable`: each row
     takes the label of the event covering most of it) or the file's own ``label`` dataset.
@@ -27,6 +28,10 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     from wsd.models.probe import fit_probe, probe_targets
 
     progress = progress or Progress()
+    if not (0.0 <= label_cover <= 1.0):
+        raise UsageError(f"--label-cover must be between 0 and 1 (got {label_cover})")
+    if label_cover and labels is None:
+        raise UsageError("--label-cover applies to the events of --labels LABELS.csv")
     if p.arch != "linear":
         raise UsageError(f"an embeddings file trains a probe: --arch linear (got {p.arch})")
     if not p.positive:
@@ -39,7 +44,8 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
             for s, path in enumerate(e.sources["path"]):
                 rows = np.flatnonzero(sid == s)
                 if len(rows):
-                    lab[rows] = assign(labels.for_file(path), st[rows], en[rows])
+                    lab[rows] = assign(labels.for_file(path), st[rows], en[rows],
+                                       min_cover=label_cover)
         elif e.has("label"):
             lab = e.read("label")
         else:
@@ -52,11 +58,13 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     y = probe_targets(lab, p.positive)
     progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
                   f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
-    thr, val = _probe_threshold(z, y, sid, c, p.seed)
+    thr, val, thr_rec = _probe_threshold(z, y, sid, c, p.seed)
     probe = fit_probe(z, y, c=c, seed=p.seed)
     params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
               "classes": ["other", p.positive], "input_kind": "embeddings",
               "threshold": thr, "val_metrics": val, **enc}
+    if thr_rec is not None:
+        params["threshold_recording"] = thr_rec
     with atomic_output(out, force=True) as tmp:
         save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
                    spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
@@ -70,27 +78,43 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
 PROBE_FOLDS = 5
 
 
-def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None]:
+def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None,
+                                                             float | None]:
     """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
-    (0.5 and no metrics when the positives sit in fewer than two recordings)."""
+    (0.5 and no metrics when the positives sit in fewer than two recordings); and the
+    best-F1 threshold of the out-of-fold log-odds as robust z per recording (what
+    ``wsd detect --calibrate recording`` compares), or None."""
     from sklearn.model_selection import GroupKFold
 
+    from wsd.dsp.events import recording_z
     from wsd.metrics.detection import best_threshold, binary_metrics
-    from wsd.models.probe import fit_probe, predict
+    from wsd.models.probe import fit_probe, predict, predict_logit
 
     use = np.flatnonzero(y >= 0)
     groups = sid[use]
     if len(np.unique(groups[y[use] == 1])) < 2:
-        return 0.5, None
+        return 0.5, None, None
     folds = min(PROBE_FOLDS, len(np.unique(groups)))
     prob = np.full(len(use), np.nan)
+    logit = np.full(len(y), np.nan)  # every row, the unsure ones too: z is per recording
     for tr, te in GroupKFold(folds).split(use, y[use], groups):
         yt = y[use][tr]
         if (yt == 1).any() and (yt == 0).any():
-            prob[te] = predict(fit_probe(z[use][tr], yt, c=c, seed=seed), z[use][te])
+            probe = fit_probe(z[use][tr], yt, c=c, seed=seed)
+            prob[te] = predict(probe, z[use][te])
+            rows = np.flatnonzero(np.isin(sid, np.unique(groups[te])))
+            logit[rows] = predict_logit(probe, z[rows])
     ok = np.isfinite(prob)
     yy = y[use][ok]
     if not (yy == 1).any() or not (yy == 0).any():
-        return 0.5, None
+        return 0.5, None, None
     thr, _ = best_threshold(yy, prob[ok])
-    return float(thr), binary_metrics(yy, prob[ok], thr)
+    thr_rec = None
+    seen = np.isfinite(logit)
+    if seen.any():
+        zr = np.full(len(y), np.nan)
+        zr[seen] = recording_z(sid[seen], logit[seen])
+        m = seen & (y >= 0)
+        if (y[m] == 1).any() and (y[m] == 0).any():
+            thr_rec = float(best_threshold(y[m], zr[m])[0])
+    return float(thr), binary_metrics(yy, prob[ok], thr), thr_rec

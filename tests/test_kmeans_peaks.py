@@ -1,0 +1,185 @@
+"""The call-detection recipe measured best on the right-whale up-calls: the k-means encoder
+(wsd train --arch kmeans), a probe on labels that only count windows holding most of a call
+(--label-cover), scores calibrated per recording and events around score peaks (wsd detect
+--calibrate recording --events peaks). Pure functions, then the CLI on generated audio."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from wsd.dsp.events import events_from_peaks, recording_z
+from wsd.io.labels import UNSURE, assign
+from wsd.io.store import open_file
+
+SR = 4000
+
+
+# ------------------------------------------------------------------ pure functions
+def test_peaks_give_one_fixed_length_event_per_separated_peak():
+    t = np.arange(0, 20, 0.25)
+    sid = np.zeros(len(t), int)
+    score = np.zeros(len(t))
+    score[t == 5.0], score[t == 5.5], score[t == 12.0] = 1.0, 0.7, 0.9
+    score[t == 4.75] = 0.6  # a shoulder of the first peak
+    ev = events_from_peaks(sid, t - 0.5, t + 0.5, score, 0.5, length_s=1.2,
+                           min_separation_s=1.0)
+    # the bump at 5.5 s and the shoulder lie within 1 s of the higher peak at 5 s
+    centres = (ev["start_s"] + ev["end_s"]) / 2
+    np.testing.assert_allclose(centres, [5.0, 12.0])
+    np.testing.assert_allclose(ev["end_s"] - ev["start_s"], 1.2)
+    assert list(ev["n_windows"]) == [1, 1] and (ev["score"] >= 0.5).all()
+    # a lower separation keeps it; a higher threshold keeps nothing
+    ev2 = events_from_peaks(sid, t - 0.5, t + 0.5, score, 0.5, 1.2, min_separation_s=0.5)
+    assert len(ev2["start_s"]) == 3
+    assert len(events_from_peaks(sid, t - 0.5, t + 0.5, score, 5.0, 1.2)["start_s"]) == 0
+
+
+def test_peaks_stay_inside_their_recording_and_smooth_spikes():
+    t = np.arange(0, 10, 0.5)
+    sid = np.r_[np.zeros(10, int), np.ones(10, int)]
+    start = np.r_[t[:10], t[:10]]
+    score = np.zeros(20)
+    score[0] = 1.0  # a peak at the very start of recording 0
+    score[15] = 1.0  # one isolated spike in recording 1...
+    score[16:18] = 0.9  # ...next to a sustained rise
+    ev = events_from_peaks(sid, start, start + 1.0, score, 0.5, length_s=2.0,
+                           min_separation_s=2.0)
+    assert list(ev["source_id"]) == [0, 1]
+    assert ev["start_s"][0] == 0.0  # clipped to the recording
+    assert (ev["start_s"][1] + ev["end_s"][1]) / 2 == pytest.approx(start[15] + 0.5)
+    sm = events_from_peaks(sid, start, start + 1.0, score, 0.5, length_s=2.0,
+                           min_separation_s=2.0, smooth=1)
+    # smoothing over 3 windows moves recording 1's peak onto the sustained rise
+    assert list(sm["source_id"]) == [0, 1]  # the edges are padded with their own value
+    assert (sm["start_s"][1] + sm["end_s"][1]) / 2 == pytest.approx(start[16] + 0.5)
+
+
+def test_recording_z_maps_each_recordings_level_to_zero():
+    rng = np.random.default_rng(0)
+    sid = np.repeat([0, 1], 500)
+    s = np.r_[rng.normal(-6, 1, 500), rng.normal(2, 3, 500)]
+    z = recording_z(sid, s)
+    for k in (0, 1):
+        assert abs(np.median(z[sid == k])) < 1e-9
+        mad = np.median(np.abs(z[sid == k])) * 1.4826
+        assert mad == pytest.approx(1.0)
+
+
+def test_label_cover_leaves_out_windows_that_hold_little_of_a_call():
+    ev = [(1.0, 2.0, "up"), (10.0, 30.0, "song")]
+    start = np.array([0.5, 1.6, 5.0, 12.0, 29.5])
+    end = start + 2.0
+    plain = assign(ev, start, end)
+    assert list(plain) == ["up", "up", "", "song", "song"]
+    strict = assign(ev, start, end, min_cover=0.7)
+    # [0.5, 2.5) holds all of the call; [1.6, 3.6) 40 % of it; a window inside a long event
+    # is covered whole; [29.5, 31.5) touches the song's last 0.5 s (25 % of the window)
+    assert list(strict) == ["up", UNSURE, "", "song", UNSURE]
+
+
+# ------------------------------------------------------------------ end to end
+def _sweep(seconds=0.8, f0=300.0, f1=900.0):
+    t = np.arange(int(SR * seconds)) / SR
+    return np.hanning(len(t)) * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t /
+                                                   (2 * seconds)))
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory):
+    """Four 30-s recordings: up-sweeps at known times in noise; the last recording is 10 dB
+    noisier throughout (as a recording from another site), so a raw threshold set on the
+    others over-fires there."""
+    d = tmp_path_factory.mktemp("upcalls")
+    rng = np.random.default_rng(3)
+    rows = []
+    for r in range(4):
+        noise = 0.02 * (3.2 if r == 3 else 1.0)
+        x = noise * rng.standard_normal(SR * 30)
+        # down-sweeps as distractors, up-sweeps as the calls
+        for t0 in np.arange(2.0, 28.0, 4.0) + rng.uniform(-0.3, 0.3, 7):
+            c = 0.3 * _sweep()
+            a = int(t0 * SR)
+            x[a:a + len(c)] += c
+            rows.append((f"r{r}.wav", round(t0, 3), round(t0 + 0.8, 3), "up"))
+        for t0 in np.arange(4.0, 28.0, 8.0):
+            c = 0.3 * _sweep(f0=900.0, f1=300.0)
+            x[int(t0 * SR):int(t0 * SR) + len(c)] += c
+        sf.write(d / f"r{r}.wav", x.astype(np.float32), SR)
+    with open(d / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "start_s", "end_s", "label"])
+        w.writerows(rows)
+    return d
+
+
+def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd):
+    d = calls
+    win, enc, emb, clf, det = (tmp_path / n for n in ("w.h5", "km.h5", "e.h5", "c.h5",
+                                                       "d.h5"))
+    wavs = [d / f"r{r}.wav" for r in range(4)]
+    assert wsd("slice", *wavs, "-o", win, "--n-fft", "256", "--hop-length", "64",
+               "--frames", "64", "--step", "8", "--fmin", "150", "--fmax", "1500",
+               "--n-mels", "24", "-q").code == 0
+    r = wsd("train", win, "--arch", "kmeans", "-p", "k=32", "-p", "pca=32", "--epochs", "3",
+            "-o", enc)
+    assert r.code == 0, r.err
+    assert "epoch 3/3" in r.err
+    assert wsd("embed", win, "--model", enc, "-o", emb, "-q").code == 0
+    with open_file(emb) as e:
+        z = e.read("embeddings")
+        assert z.shape[1] == 96 and np.isfinite(z).all()
+    # kmeans embeddings are compared pooled by default (cluster --distance auto)
+    r = wsd("cluster", emb, "--per-file", "-k", "2", "-o", tmp_path / "cl.h5")
+    assert r.code == 0 and "cosine (pooled)" in r.err, r.err
+    with open_file(tmp_path / "cl.h5") as f:
+        assert f.attrs("/")["distance"] == "cosine"
+    r = wsd("train", emb, "--arch", "linear", "--labels", d / "labels.csv", "--label-cover",
+            "0.7", "--positive", "up", "-o", clf)
+    assert r.code == 0, r.err
+    assert "left out as unsure" in r.err
+    from wsd.io.store.models import load_model
+
+    thr_rec = load_model(clf)["params"]["threshold_recording"]
+    assert np.isfinite(thr_rec)
+    r = wsd("detect", emb, "--model", clf, "--calibrate", "recording", "--events", "peaks",
+            "--event-length", "0.8", "--smooth", "1", "--truth", d / "labels.csv", "-o", det)
+    assert r.code == 0, r.err
+    with open_file(det) as f:
+        m = json.loads(f.attrs("/")["metrics_json"])["events"]
+        length = f.read("events/end_s") - f.read("events/start_s")
+        assert f.attrs("/")["threshold"] == pytest.approx(thr_rec)
+    assert m["f1"] >= 0.8, m
+    assert np.allclose(length[(length > 0.79)], 0.8) and (length <= 0.8 + 1e-9).all()
+
+
+def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
+    win = tmp_path / "w.h5"
+    assert wsd("slice", calls / "r0.wav", "-o", win, "--frames", "16", "-q").code == 0
+    r = wsd("detect", win, "--silence", "--calibrate", "recording", "-o", tmp_path / "d.h5")
+    assert r.code == 2 and "--calibrate applies to a trained detector" in r.err
+    r = wsd("detect", win, "--silence", "--events", "sideways", "-o", tmp_path / "d.h5")
+    assert r.code == 2 and "--events must be merge or peaks" in r.err
+    r = wsd("detect", win, "--silence", "--events", "peaks", "--event-length", "0",
+            "-o", tmp_path / "d.h5")
+    assert r.code == 2 and "--event-length must be > 0" in r.err
+    assert not (tmp_path / "d.h5").exists()
+
+
+def test_label_cover_needs_a_label_table(calls, tmp_path, wsd):
+    win = tmp_path / "w.h5"
+    assert wsd("slice", calls / "r0.wav", "-o", win, "--frames", "16", "-q").code == 0
+    r = wsd("train", win, "--label-cover", "0.7", "-o", tmp_path / "m.h5")
+    assert r.code == 2 and "--label-cover" in r.err
+
+
+def test_kmeans_refuses_windows_shorter_than_a_patch(calls, tmp_path, wsd):
+    win = tmp_path / "w.h5"
+    assert wsd("slice", calls / "r0.wav", "-o", win, "--frames", "16", "-q").code == 0
+    r = wsd("train", win, "--arch", "kmeans", "-o", tmp_path / "m.h5")
+    assert r.code == 2 and "shorter than a patch" in r.err, r.err
+    assert not (tmp_path / "m.h5").exists()
