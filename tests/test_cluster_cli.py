@@ -136,3 +136,30 @@ def test_length_norm_option(emb_and_mask, tmp_path, wsd):
         assert b.attrs("/")["length_norm"] == "sqrt"
     r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--length-norm", "mean")
     assert r.code == 2 and "--length-norm" in r.err
+
+
+def test_cosine_distance_of_pooled_sequences(emb_and_mask, tmp_path, wsd):
+    """--distance cosine: each call pooled to mean and std, standardised, compared by cosine;
+    the stored matrix is the chord distance sqrt(2 (1 - cos)) of those vectors; the types
+    are recovered, and --sample works on it too."""
+    emb, det = emb_and_mask
+    out = tmp_path / "cos.h5"
+    r = wsd("cluster", emb, "--mask", det, "-o", out, "-k", "3", "--distance", "cosine")
+    assert r.code == 0, r.err
+    assert "cosine (pooled)" in r.err and "ARI 1.000" in r.err, r.err
+    with open_file(emb) as e, open_file(out) as f:
+        x = e.read("embeddings").astype(np.float64)
+        x = (x - x.mean(0)) / x.std(0)  # --normalize zscore, per dimension
+        a, b = f.read("seq_start"), f.read("seq_stop")
+        p = np.stack([np.r_[x[i:j].mean(0), x[i:j].std(0)] for i, j in zip(a, b)])
+        p = (p - p.mean(0)) / p.std(0)
+        u = p / np.linalg.norm(p, axis=1, keepdims=True)
+        want = np.sqrt(np.clip(2 * (1 - u @ u.T), 0, None))
+        np.fill_diagonal(want, 0)
+        np.testing.assert_allclose(f.read("distance"), want, atol=2e-5)
+        assert f.attrs("/")["distance"] == "cosine"
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "s.h5", "-k", "3", "--distance",
+            "cosine", "--sample", "12")
+    assert r.code == 0 and "ARI 1.000" in r.err, r.err
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--distance", "euclid")
+    assert r.code == 2 and "--distance must be auto, dtw or cosine" in r.err

@@ -30,6 +30,13 @@ def cluster_cmd(
                                     "each DTW distance by sqrt(len_a + len_b), a per-step "
                                     "RMS difference, so that long sequences are not far from "
                                     "everything."),
+    distance: str = typer.Option("auto", "--distance", help="auto: cosine for kmeans "
+                                 "embeddings, else dtw (measured best for each); dtw: DTW "
+                                 "between the sequences "
+                                 "of window embeddings (keeps the order of a call's parts); "
+                                 "cosine: each sequence pooled to the mean and standard "
+                                 "deviation of its embeddings, standardised, compared by "
+                                 "cosine (stored as the chord distance sqrt(2 (1 - cos)))."),
     normalize: str = typer.Option("zscore", "--normalize", help="none, zscore (per dimension) "
                                   "or l2 (per window) before the DTW."),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
@@ -63,7 +70,8 @@ def cluster_cmd(
 
     Sequences are runs of consecutive non-silent windows (--mask), one per recording
     (--per-file), or runs of consecutive windows. Distances are dtaidistance's C DTW
-    (dtw_ndim, parallel) between the sequences of embedding vectors; the linkage tree, each
+    (dtw_ndim, parallel) between the sequences of embedding vectors (--distance cosine:
+    between their pooled mean and standard deviation instead); the linkage tree, each
     cluster's medoid, the silhouette and a novelty score per sequence (rank rare sounds
     first) are stored. The full matrix costs O(n^2): its memory and time are estimated
     before starting, and past the limit wsd refuses and suggests --sample. With labels (from
@@ -78,6 +86,7 @@ def cluster_cmd(
     p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
                       min_windows=min_windows, max_windows=max_windows, window=window,
                       length_norm=length_norm, normalize=normalize, pca=pca, linkage=linkage,
+                      distance=distance,
                       n_clusters=None if threshold is not None else n_clusters,
                       threshold=threshold, sample=sample, novelty_k=novelty_k,
                       memory_gb=memory_gb, seed=seed, workers=workers, scheduler=scheduler)

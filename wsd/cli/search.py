@@ -29,7 +29,8 @@ def search_cmd(
                                   "one query, each archive recording one candidate."),
     match: str = typer.Option("auto", "--match", help="For queries of several windows: "
                               "pooled (mean and std of the windows, cosine) or dtw "
-                              "(subsequence DTW); auto: pooled, the best measured."),
+                              "(subsequence DTW); auto: pooled for kmeans embeddings, else "
+                              "dtw (the best measured for each)."),
     index: Optional[Path] = typer.Option(None, "--index", help="An index from wsd index "
                                          "(approximate, for archives too large for exact "
                                          "search of window queries)."),

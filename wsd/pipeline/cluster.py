@@ -31,6 +31,7 @@ class ClusterParams:
     window: int | None = None
     length_norm: str = "sqrt"
     normalize: str = "zscore"
+    distance: str = "auto"  # auto | dtw | cosine (each sequence pooled to mean and std)
     pca: int | None = None
     linkage: str = "ward"
     n_clusters: int | None = 10
@@ -52,6 +53,8 @@ class ClusterParams:
             raise UsageError(f"--length-norm must be none or sqrt (got {self.length_norm})")
         if self.normalize not in ("none", "zscore", "l2"):
             raise UsageError(f"--normalize must be none, zscore or l2 (got {self.normalize})")
+        if self.distance not in ("auto", "dtw", "cosine"):
+            raise UsageError(f"--distance must be auto, dtw or cosine (got {self.distance})")
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
         if (self.workers > 1 or self.scheduler) and not self.sample:
@@ -73,6 +76,18 @@ class ClusterParams:
         if self.memory_gb is not None and not (math.isfinite(self.memory_gb)
                                                and self.memory_gb > 0):
             raise UsageError(f"--memory-gb must be a positive number (got {self.memory_gb})")
+
+
+def pooled_sequences(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """``--distance cosine``: each sequence ``(len, d)`` becomes one step ``(1, 2 d)``, the
+    mean and standard deviation of its rows, standardised across the sequences and scaled
+    to unit length. The DTW of two one-step sequences is then their Euclidean (chord)
+    distance, sqrt(2 (1 - cosine similarity)), so linkage (Ward on chord distances is Ward
+    on the unit vectors), medoids, novelty and --sample all work unchanged."""
+    p = np.stack([np.concatenate([a.mean(0), a.std(0)]) for a in arrays]).astype(np.float64)
+    p = (p - p.mean(0)) / (p.std(0) + 1e-9)
+    p /= np.linalg.norm(p, axis=1, keepdims=True) + 1e-12
+    return [row[None, :] for row in p]
 
 
 def _silent_mask(det, emb) -> np.ndarray:
@@ -138,6 +153,8 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
             with open_file(p.mask) as d:
                 silent = _silent_mask(d, e)
         sources, spec, emb_id = e.sources, e.spectrogram, e.file_id
+        distance = p.distance if p.distance != "auto" else \
+            S.default_distance(e.params.get("arch"))
         hist = list(dict.fromkeys(e.history)) + history
     bad = ~np.isfinite(emb).all(axis=1)
     if bad.any():
@@ -160,15 +177,20 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
         n_clusters = n_clu
     x = dtw.preprocess(emb, p.normalize, p.pca, seed=p.seed)
     arrays = seqs.arrays(x)
+    lengths, length_norm = seqs.lengths, p.length_norm
+    if distance == "cosine":
+        arrays = pooled_sequences(arrays)
+        lengths, length_norm = np.ones(m, np.int64), "none"
     limit = int(p.memory_gb * 1e9) if p.memory_gb else None
-    nbytes, secs = cost.estimate_cost(n_clu, seqs.lengths, x.shape[1], p.window)
+    nbytes, secs = cost.estimate_cost(n_clu, lengths, arrays[0].shape[1], p.window)
+    what = "cosine (pooled)" if distance == "cosine" else "DTW"
     progress.note(f"{m} sequences of {seqs.lengths.min()}-{seqs.lengths.max()} windows, "
-                  f"{x.shape[1]}-d; DTW matrix of {n_clu} sequences: about "
+                  f"{arrays[0].shape[1]}-d; {what} matrix of {n_clu} sequences: about "
                   f"{nbytes / 1e6:.0f} MB, {secs:.0f} s (dtaidistance C library"
                   f"{', OpenMP' if dtw.openmp_available() else ', no OpenMP: serial'})")
     kw = {"method": p.linkage, "n_clusters": n_clusters, "distance_threshold": p.threshold,
           "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit,
-          "length_norm": p.length_norm}
+          "length_norm": length_norm}
     with progress.task("clustering", None, "") as advance:
         if p.sample and p.sample < m:
             spread = p.workers > 1 or bool(p.scheduler)
@@ -184,7 +206,8 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
     if seq_labels is not None and (seq_labels != "").any():
         metrics = label_metrics(seq_labels, res.labels, res.distance, res.clustered)
     k = int(res.labels.max()) + 1
-    params = {**dataclasses.asdict(p), "embeddings": emb_path, "embeddings_id": emb_id}
+    params = {**dataclasses.asdict(p), "distance": distance, "embeddings": emb_path,
+              "embeddings_id": emb_id}
     _write(out, force, params, spec, hist, sources, seqs, res, seq_labels, metrics)
     return {"n_sequences": m, "n_clusters": k, "silhouette": res.silhouette,
             "metrics": metrics}

@@ -28,7 +28,8 @@ from wsd.pipeline.progress import Progress
 MATCHES = ("auto", "pooled", "dtw")
 #: ``--match auto`` for queries of several windows (chosen on the call-type catalogue:
 #: benchmarks/quality.py, query by example: DTW of step embeddings mAP 0.42 against 0.32
-#: pooled).
+#: pooled); embeddings of the kmeans encoder match pooled instead
+#: (:func:`wsd.discovery.sequences.default_distance`).
 DEFAULT_MATCH = "dtw"
 
 
@@ -164,7 +165,13 @@ def _search(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]
     if p.query and not p.per_file:
         return _window_search(e, queries, p, progress), queries, \
             "window: cosine" + (" (index)" if p.index else " (exact)")
-    match = DEFAULT_MATCH if p.match == "auto" else p.match
+    if p.match != "auto":
+        match = p.match
+    else:
+        from wsd.discovery.sequences import default_distance
+
+        match = "pooled" if default_distance(e.params.get("arch")) == "cosine" else \
+            DEFAULT_MATCH
     mu, sd = _archive_stats(x)
     queries.vectors = [(v - mu) / sd for v in queries.vectors]
     groups = _recordings(e)
