@@ -10,23 +10,27 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
 * **calltypes**: the Southern Resident call catalogue (coastal-science, 136 clips of 31
   types) and orcadata (32 clips of 25 types; S_33b.wav, a duplicate of S_33_b.wav, left out).
   Pipeline, every step the wsd command with its defaults (plus ``--sample-rate 44100`` and
-  the labels): ``wsd slice`` -> ``wsd train`` -> ``wsd embed`` -> one sequence of window
-  embeddings per clip, compared by DTW (length-normalised, as ``wsd cluster --per-file`` and
-  ``wsd search --per-file --match dtw``) and by pooled mean+std (cosine, as ``search
-  --match pooled``). Metrics (wsd.metrics.retrieval): leave-one-out 1-NN over the clips
-  whose type has >= 2 clips, query-by-example mAP, ARI and NMI of Ward clustering cut at K =
-  the number of types. Baselines (the issue's, exactly): pooled bands (|STFT| n_fft 512 hop
+  the labels): ``wsd slice`` -> ``wsd train`` (the default kmeans encoder, and the
+  contrastive one) -> ``wsd embed`` -> one sequence of embeddings per clip, compared pooled
+  (mean and std, standardised across clips, cosine: ``cluster --distance cosine``, the
+  ``auto`` choice for kmeans) and by DTW (length-normalised, ``--distance dtw``, the auto
+  choice for contrastive step embeddings). Metrics (wsd.metrics.retrieval): leave-one-out
+  1-NN over the clips whose type has >= 2 clips, query-by-example mAP (also through ``wsd
+  search --per-file`` itself), ARI and NMI of Ward clustering cut at K = the number of
+  types. Baselines (the issue's, exactly): pooled bands (|STFT| n_fft 512 hop
   256 at 44.1 kHz, log1p(100|X|), 256 bins averaged into 64 bands, the clip standardised by
   its scalar mean and std, every second frame, mean and std per band, z-scored across clips,
   cosine), PCA-32 of those frames pooled, raw-frame DTW of those frames; and, to be honest
   about where the gain comes from, DTW of the default front end's own frames, unlearned.
 * **upcalls**: MERIDIAN right-whale up-calls, long/train -> long/val (another deployment):
-  the default encoder trained on train audio without labels, a linear probe on train labels,
-  ``wsd detect --truth`` on val: event F1 (IoU >= 0.3), AP, false positives per hour; against
-  the untrained ``detect --silence`` in the up-call band.
+  an encoder trained on train audio without labels (the default kmeans one, and the
+  contrastive one), a linear probe on train labels, ``wsd detect --truth`` on val: event
+  F1 (IoU >= 0.3), AP, false positives per hour; each encoder with windows merged into
+  events, and with the detection recipe (``--label-cover``, ``--calibrate recording``,
+  ``--events peaks``); against the untrained ``detect --silence`` in the up-call band.
 * **orca**: OrcaCNN orca calls against noise clips: clip ROC AUC, 5-fold cross-validation
-  grouped by clip, of a logistic probe on each clip's pooled embeddings against band
-  energies with logistic regression.
+  grouped by clip, of a logistic probe on each clip's pooled embeddings (kmeans and
+  contrastive) against band energies with logistic regression.
 """
 
 from __future__ import annotations
@@ -167,6 +171,12 @@ def _frontend_dtw(files, labels_csv, work: Path, slice_args: list[str]) -> dict:
     return _scores(_dtw(white, zscore=False), y, False)
 
 
+#: The learned rows: each encoder's window (kmeans) or step (contrastive) embeddings per
+#: clip, by DTW and pooled; the default pipeline is kmeans pooled (cluster --distance auto).
+LEARNED = ("kmeans: pooled (cosine)", "kmeans: DTW", "contrastive: DTW",
+           "contrastive: pooled (cosine)")
+DEFAULT_ROW = "kmeans: pooled (cosine)"
+
 #: Epochs of the seed convae row (its windows/s on 2 CPU cores make more too slow here).
 CONVAE_EPOCHS = 3
 
@@ -215,19 +225,20 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
         *slice_args, "--force", "-q")
     fe = _frontend_dtw(files, labels_csv, work, slice_args)
     convae = _seed_convae(win, work, seeds[0])
-    learned = {"DTW of step embeddings": [], "pooled step embeddings": []}
-    times, searched = [], []
+    learned = {k: [] for k in LEARNED}
+    times, searched = {"contrastive": [], "kmeans": []}, {"contrastive": [], "kmeans": []}
     for seed in seeds:
-        enc, emb = work / f"enc{seed}.h5", work / f"emb{seed}.h5"
-        t = time.perf_counter()
-        wsd("train", win, "-o", enc, "--seed", seed, "--force", "-q")
-        times.append(time.perf_counter() - t)
-        wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
-        seqs, y = _per_file(_read_rows(emb))
-        learned["DTW of step embeddings"].append(_scores(_dtw(seqs), y, False))
-        pooled = _z(np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]))
-        learned["pooled step embeddings"].append(_scores(_cos(pooled), y, True))
-        searched.append(_search_map(emb, work))
+        for arch in ("kmeans", "contrastive"):
+            enc, emb = work / f"enc{arch}{seed}.h5", work / f"emb{arch}{seed}.h5"
+            t = time.perf_counter()
+            wsd("train", win, "--arch", arch, "-o", enc, "--seed", seed, "--force", "-q")
+            times[arch].append(time.perf_counter() - t)
+            wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
+            seqs, y = _per_file(_read_rows(emb))
+            pooled = _z(np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]))
+            learned[f"{arch}: DTW"].append(_scores(_dtw(seqs), y, False))
+            learned[f"{arch}: pooled (cosine)"].append(_scores(_cos(pooled), y, True))
+            searched[arch].append(_search_map(emb, work))
     bar = {k: max(b[k] for b in base.values()) for k in METRICS}
     lines = [f"\n### call types: {dataset} ({len(files)} clips, {len(set(y))} types; seeds "
              f"{' '.join(map(str, seeds))}; slice {' '.join(slice_args) or '(defaults)'})",
@@ -237,16 +248,21 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
     lines.append(_row("**best baseline (the bar)**", [bar]))
     lines.append(_row("unlearned: DTW of the default front end's frames (every 2nd, each "
                       "clip whitened and standardised)", [fe]))
-    lines += [_row(f"**wsd default: {k}**", v) for k, v in learned.items()]
-    lines.append(f"| **wsd search --query E.h5 --per-file** (the command's ranking) | | "
-                 f"{mean_sd([r['map'] for r in searched])} | | |")
+    for k, v in learned.items():
+        lines.append(_row(f"**wsd default: {k}**" if k == DEFAULT_ROW else f"{k}", v))
+    for arch, rs in searched.items():
+        lines.append(f"| wsd search --query E.h5 --per-file ({arch} embeddings, --match auto: "
+                     f"the command's ranking) | | {mean_sd([r['map'] for r in rs])} | | |")
     lines.append(_row(f"seed convae (--arch convae --epochs {CONVAE_EPOCHS}, seed "
                       f"{seeds[0]}): DTW of window embeddings", [convae]))
-    gap = {k: np.mean([r[k] for r in learned["DTW of step embeddings"]]) - bar[k]
-           for k in METRICS}
-    lines.append("\ngain of the default (DTW) over the bar: "
+    gap = {k: np.mean([r[k] for r in learned[DEFAULT_ROW]]) - bar[k] for k in METRICS}
+    gap_fe = {k: np.mean([r[k] for r in learned[DEFAULT_ROW]]) - fe[k] for k in METRICS}
+    lines.append("\ngain of the default over the bar: "
                  + ", ".join(f"{k} {gap[k]:+.3f}" for k in METRICS)
-                 + f"; training {mean_sd(times)} s per seed; {time.perf_counter() - t0:.0f} s")
+                 + "; over the unlearned front-end DTW: "
+                 + ", ".join(f"{k} {gap_fe[k]:+.3f}" for k in METRICS)
+                 + "; training " + ", ".join(f"{a} {mean_sd(t)} s" for a, t in times.items())
+                 + f" per seed; {time.perf_counter() - t0:.0f} s")
     return lines
 
 
@@ -280,11 +296,27 @@ def _event_scores(det: Path) -> dict:
         return json.loads(f.attrs("/")["metrics_json"])["events"]
 
 
+def _median_duration(truth: Path) -> float:
+    with open(truth) as fh:
+        return float(np.median([float(r["end"]) - float(r["start"])
+                                for r in csv.DictReader(fh)]))
+
+
+#: The detection recipe (chosen on train out-of-fold scores, research in the closing note
+#: of issue 16): a probe on windows that hold most of a call, log-odds as robust z per
+#: recording, one event of the median train call length around each peak of the trace
+#: smoothed over 5 windows (1.3 s), peaks at least 1 s apart.
+LABEL_COVER = "0.7"
+PEAKS = ["--calibrate", "recording", "--events", "peaks", "--smooth", "2",
+         "--min-separation", "1.0"]
+
+
 def upcalls(seeds, work: Path) -> list[str]:
     tr_files, tr_truth = _meridian("train")
     va_files, va_truth = _meridian("val")
     tr_labels = _labels_from_truth(tr_truth, work / "train-labels.csv")
     va_table = _labels_from_truth(va_truth, work / "val-truth.csv")
+    length = f"{_median_duration(tr_truth):.3f}"
     tr, va = work / "tr.h5", work / "va.h5"
     wsd("slice", *tr_files, "-o", tr, "--labels", tr_labels, *UPCALL_SLICE, "--force", "-q")
     wsd("slice", *va_files, "-o", va, *UPCALL_SLICE, "--force", "-q")
@@ -293,21 +325,37 @@ def upcalls(seeds, work: Path) -> list[str]:
     wsd("detect", va, "--silence", "--fmin", "50", "--fmax", "300", "--truth", va_table,
         "-o", det, "--force", "-q")
     rows.append(("untrained: detect --silence, 50-300 Hz", [_event_scores(det)]))
-    runs = []
+    runs = {k: [] for k in ("merge", "peaks", "km-merge", "km-peaks")}
+    times = []
     for seed in seeds:
-        enc, etr, eva = work / f"u{seed}.h5", work / f"etr{seed}.h5", work / f"eva{seed}.h5"
-        clf, d = work / f"clf{seed}.h5", work / f"d{seed}.h5"
-        wsd("train", tr, "-o", enc, "--seed", seed, "--force", "-q")
-        # one row a window: for detection, measured better than the step rows (seed 0:
-        # event F1 0.09 against 0.02 with 32-frame windows)
-        wsd("embed", tr, "--model", enc, "--rows", "windows", "-o", etr, "--force", "-q")
-        wsd("embed", va, "--model", enc, "--rows", "windows", "-o", eva, "--force", "-q")
-        wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf, "--force",
-            "-q")
-        wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table, "-o", d,
-            "--force", "-q")
-        runs.append(_event_scores(d))
-    rows.append(("**wsd: default encoder + linear probe**", runs))
+        for arch in ("contrastive", "kmeans"):
+            tag = "km-" if arch == "kmeans" else ""
+            enc, etr, eva = (work / f"{n}{arch}{seed}.h5" for n in ("u", "etr", "eva"))
+            clf, clf2, d = (work / f"{n}{arch}{seed}.h5" for n in ("clf", "clfc", "d"))
+            t = time.perf_counter()
+            wsd("train", tr, "--arch", arch, "-o", enc, "--seed", seed, "--force", "-q")
+            if arch == "kmeans":
+                times.append(time.perf_counter() - t)
+            # one row a window: for detection, measured better than the step rows (seed 0:
+            # event F1 0.09 against 0.02 with 32-frame windows)
+            wsd("embed", tr, "--model", enc, "--rows", "windows", "-o", etr, "--force", "-q")
+            wsd("embed", va, "--model", enc, "--rows", "windows", "-o", eva, "--force", "-q")
+            wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf,
+                "--force", "-q")
+            wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table,
+                "-o", d, "--force", "-q")
+            runs[tag + "merge"].append(_event_scores(d))
+            wsd("train", etr, "--arch", "linear", "--positive", "upcall", "--labels",
+                tr_labels, "--label-cover", LABEL_COVER, "-o", clf2, "--force", "-q")
+            wsd("detect", eva, "--model", clf2, *PEAKS, "--event-length", length,
+                "--truth", va_table, "-o", d, "--force", "-q")
+            runs[tag + "peaks"].append(_event_scores(d))
+    recipe = (f"probe on --label-cover {LABEL_COVER}, detect --calibrate recording "
+              f"--events peaks --event-length {length} --smooth 2")
+    rows += [("contrastive encoder + linear probe, merged windows", runs["merge"]),
+             (f"contrastive encoder, {recipe}", runs["peaks"]),
+             ("default encoder (kmeans) + linear probe, merged windows", runs["km-merge"]),
+             (f"**wsd: default encoder (kmeans), {recipe}**", runs["km-peaks"])]
     keys = ("f1", "precision", "recall", "average_precision", "fp_per_hour")
     lines = ["\n### up-calls: MERIDIAN long/train -> long/val (events, IoU >= 0.3)", "",
              "| method | event F1 | precision | recall | AP | false positives / hour |",
@@ -315,6 +363,7 @@ def upcalls(seeds, work: Path) -> list[str]:
     for name, rs in rows:
         lines.append(f"| {name} | " + " | ".join(
             mean_sd([r[k] if r[k] is not None else np.nan for r in rs]) for k in keys) + " |")
+    lines.append(f"\nkmeans training {mean_sd(times)} s per seed")
     return lines
 
 
@@ -341,16 +390,20 @@ def orca(seeds, work: Path) -> list[str]:
     seqs, _ = _per_file({**r, "label": np.full(len(r["sid"]), "", object)})
     band = np.stack([np.concatenate([s.mean((0, 1)), s.std((0, 1))]) for s in seqs])
     rows = [("band energies + logistic regression", [auc(band, s) for s in seeds])]
-    runs = []
-    for seed in seeds:
-        enc, emb = work / f"o{seed}.h5", work / f"oe{seed}.h5"
-        wsd("train", win, "-o", enc, "--seed", seed, "--force", "-q")
-        wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
-        e = _read_rows(emb)
-        es, _ = _per_file({**e, "label": np.full(len(e["sid"]), "", object)})
-        pooled = np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in es])
-        runs.append(auc(pooled, seed))
-    rows.append(("**wsd: default encoder, pooled per clip + logistic probe**", runs))
+    for arch, name in (("kmeans", "**wsd default (kmeans), pooled per clip + logistic "
+                                  "probe**"),
+                       ("contrastive", "contrastive encoder, pooled per clip + logistic "
+                                       "probe")):
+        runs = []
+        for seed in seeds:
+            enc, emb = work / f"{arch}{seed}.h5", work / f"e{arch}{seed}.h5"
+            wsd("train", win, "--arch", arch, "-o", enc, "--seed", seed, "--force", "-q")
+            wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
+            e = _read_rows(emb)
+            es, _ = _per_file({**e, "label": np.full(len(e["sid"]), "", object)})
+            pooled = np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in es])
+            runs.append(auc(pooled, seed))
+        rows.append((name, runs))
     lines = [f"\n### orca calls vs noise: OrcaCNN ({len(pos)} calls, {len(neg)} noise clips; "
              "5-fold CV, each clip its own group)", "", "| method | ROC AUC |", "|---|---|"]
     lines += [f"| {n} | {mean_sd([x['auc'] for x in rs])} |" for n, rs in rows]

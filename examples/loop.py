@@ -10,14 +10,15 @@ report HITS.h5) and download the marks; here a CSV made from the annotations sta
 the clicks: a hit overlapping an annotated up-call is marked yes ("upcall"), any other no
 ("noise").
 
-1. ``wsd slice`` both splits, ``wsd train`` the default encoder on train (no labels),
-   ``wsd embed`` both;
+1. ``wsd slice`` both splits, ``wsd train`` the default encoder (kmeans) on train (no
+   labels), ``wsd embed`` both;
 2. round 0: ``wsd search`` train for the first annotated up-call (``--query-table``),
    ``wsd report`` the hits (the review page), marks from the annotations;
 3. each next round: ``wsd train --arch linear --labels marks.csv`` (a probe), ``wsd search
    --uncertain`` for the windows it is least sure of, more marks, until the marks hold the
    budget of up-calls;
-4. ``wsd detect`` val with the probe ``--truth`` the val annotations: event F1.
+4. ``wsd detect`` val with the probe (``--calibrate recording --events peaks``, the README's
+   recipe) ``--truth`` the val annotations: event F1.
 Against it, the same budget of up-calls chosen at random (with as many random negatives).
 """
 
@@ -37,6 +38,7 @@ SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "64", "--step", "8"
          "--fmin", "30", "--fmax", "400", "--n-mels", "32"]
 WSD = ["wsd"]
 LABEL = "upcall"
+EVENT_LENGTH = "1.33"  # s: the median duration of the train up-calls
 
 
 def wsd(*args) -> str:
@@ -76,8 +78,17 @@ def probe_and_score(emb_tr, emb_va, marks, val_truth, work: Path, name: str) -> 
     clf, det = work / f"{name}-probe.h5", work / f"{name}-det.h5"
     wsd("train", emb_tr, "--arch", "linear", "--labels", labels, "--positive", LABEL,
         "-o", clf, "--force", "-q")
-    wsd("detect", emb_va, "--model", clf, "--min-gap", "0.3", "--truth", val_truth, "-o",
-        det, "--force", "-q")
+    # the detection recipe of the README (calibrated per recording, events around peaks);
+    # a probe whose positives sit in one recording has no calibrated threshold: merge then
+    from wsd.io.store.models import load_model
+
+    if load_model(clf)["params"].get("threshold_recording") is not None:
+        how = ["--calibrate", "recording", "--events", "peaks", "--event-length",
+               EVENT_LENGTH, "--smooth", "2"]
+    else:
+        how = ["--min-gap", "0.3"]
+    wsd("detect", emb_va, "--model", clf, *how, "--truth", val_truth, "-o", det, "--force",
+        "-q")
     from wsd.io.store import open_file
 
     with open_file(det) as f:

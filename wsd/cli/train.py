@@ -26,18 +26,20 @@ def parse_arch_params(items: list[str]) -> dict:
 def train_cmd(
     windows: Path = typer.Argument(..., metavar="WINDOWS.h5", help="Windows file from "
                                    "wsd slice (or an embeddings file, for --arch linear)."),
-    arch: str = typer.Option("contrastive", "--arch", "-a", help="Architecture: "
+    arch: str = typer.Option("kmeans", "--arch", "-a", help="Architecture: "
                              "{architectures}; an unknown --arch-param key lists the valid "
                              "ones. The default is the best measured self-supervised encoder "
-                             "(benchmarks/quality.py)."),
+                             "(benchmarks/quality.py: call types, up-calls, orca vs noise)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.h5)."),
     arch_param: List[str] = typer.Option([], "--arch-param", "-p", help="key=value option of "
                                          "the architecture (repeatable), e.g. width=0.5."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training "
                                          "windows [default: the architecture's plan, e.g. "
-                                         "about 200 steps for contrastive; else 10]."),
+                                         "about 300 steps for kmeans, 200 for "
+                                         "contrastive; else 10]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per step "
-                                             "[default: 128 for contrastive, else 64]."),
+                                             "[default: 256 for kmeans, 128 for "
+                                             "contrastive, else 64]."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation, split and order."),
     device: str = DEVICE,
@@ -46,8 +48,8 @@ def train_cmd(
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many "
                                            "epochs without a better validation loss (0: "
                                            "never) and keep the best epoch's weights "
-                                           "[default: 5; 0 for contrastive, whose one-cycle "
-                                           "schedule runs to its end]."),
+                                           "[default: 5; 0 for kmeans and contrastive, "
+                                           "whose plans run to their end]."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT.ckpt, the "
                                 "checkpoint written after every epoch."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Train on a random "

@@ -36,7 +36,7 @@ AMP_SAMPLE = 8
 class TrainParams:
     """What ``wsd train`` was asked to do (validated here; saved in the model)."""
 
-    arch: str = "contrastive"
+    arch: str = "kmeans"
     arch_params: dict = field(default_factory=dict)
     epochs: int | None = None  # None: the architecture's plan (default_steps), else 10
     batch_size: int | None = None  # None: the architecture's default_batch_size, else 64
