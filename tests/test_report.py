@@ -368,12 +368,12 @@ def test_knn_accuracy_on_separated_classes():
 
 
 def test_step_row_embeddings_beside_detections_of_their_windows(pipeline, tmp_path):
-    """The default encoder embeds one row a step (more rows than windows); a detections
+    """The contrastive encoder embeds one row a step (more rows than windows); a detections
     file of the same windows has one decision a window and cannot colour those rows: the
     page is built without that colouring (it was an IndexError in make demo)."""
     enc, emb, out = tmp_path / "c.h5", tmp_path / "s.h5", tmp_path / "r"
-    assert run_wsd("train", pipeline["win"], "--epochs", "1", "--batch-size", "16", "-o",
-                   enc, "-q") == 0
+    assert run_wsd("train", pipeline["win"], "--arch", "contrastive", "--epochs", "1",
+                   "--batch-size", "16", "-o", enc, "-q") == 0
     assert run_wsd("embed", pipeline["win"], "--model", enc, "-o", emb, "-q") == 0
     with open_file(emb) as e, open_file(pipeline["win"]) as w:
         assert e.n > w.n  # step rows
