@@ -47,7 +47,7 @@ def slice_cmd(
                                           "covering most of it."),
     dtype: str = typer.Option("float16", "--dtype", help="Storage type: float16 or float32."),
     join: str = typer.Option("auto", "--join", help="merge: one self-contained file; "
-                             "virtual: map the per-file shards in OUTPUT.shards/ (no copy; "
+                             "virtual: map the shards in OUTPUT.shards/ (no copy; "
                              "keep the folder beside the file); auto: merge below 2 GiB."),
     workers: int = workers_option("Files sliced"),
     scheduler: Optional[str] = scheduler_option("the files"),
@@ -91,11 +91,14 @@ def slice_cmd(
     Folders are searched recursively for audio extensions (a folder named x.wav is a folder);
     a path starting with a dash is given after -- or as ./-x.wav.
 
-    Every file is sliced into its own shard under OUTPUT.shards/, and the output is written
-    to a hidden temporary name and renamed when complete, so a run that is killed leaves no
-    output (or the previous one) and, re-run, resumes from the finished shards and ends
-    identical to an uninterrupted run. A failed run removes its temporary files; finished
-    shards stay for the re-run (the folder is removed when it holds none).
+    Each file of 8 MB or more is sliced into its own shard under OUTPUT.shards/, smaller
+    ones in groups of consecutive files (up to 8 MB and 32 files a group, one task and one
+    shard each: the per-file cost of a shard is paid once a group), and the output is
+    written to a hidden temporary name and renamed when complete, so a run that is killed
+    leaves no output (or the previous one) and, re-run, resumes from the finished shards and
+    ends identical to an uninterrupted run (grouping does not change the output). A failed
+    run removes its temporary files; finished shards stay for the re-run (the folder is
+    removed when it holds none); a group is redone whole.
     """
     from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.inputs import expand_inputs
