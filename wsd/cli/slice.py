@@ -100,15 +100,19 @@ def slice_cmd(
     run removes its temporary files; finished shards stay for the re-run (the folder is
     removed when it holds none); a group is redone whole.
     """
-    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.inputs import expand_inputs
+    from wsd.pipeline.slice import start_workers
+
+    rep = Reporter(quiet, "wsd slice")
+    files = expand_inputs(audio)
+    start_workers(files, workers, scheduler)  # their imports overlap with ours and the headers'
+
+    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.labels import read_labels
     from wsd.io.store import check_output
     from wsd.pipeline.slice import (SliceParams, auto_fmax, common_rate, describe_windows,
                                     native_rates, run_slice)
 
-    rep = Reporter(quiet, "wsd slice")
-    files = expand_inputs(audio)
     check_output(output, force, inputs=files)  # before reading any audio header
     if sample_rate is None:
         sample_rate = common_rate(files, skip_bad)
