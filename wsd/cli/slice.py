@@ -91,10 +91,10 @@ def slice_cmd(
     Folders are searched recursively for audio extensions (a folder named x.wav is a folder);
     a path starting with a dash is given after -- or as ./-x.wav.
 
-    Each file of 8 MB or more is sliced into its own shard under OUTPUT.shards/, smaller
-    ones in groups of consecutive files (up to 8 MB and 32 files a group, one task and one
-    shard each: the per-file cost of a shard is paid once a group), and the output is
-    written to a hidden temporary name and renamed when complete, so a run that is killed
+    Each file of 16 MB or more (2 MB for mp3, ogg and opus) is sliced into its own shard
+    under OUTPUT.shards/, smaller ones in groups of consecutive files (up to that size and
+    32 files a group, one task and one shard each: the cost of a shard is paid once a
+    group), and the output is written to a hidden temporary name and renamed when complete, so a run that is killed
     leaves no output (or the previous one) and, re-run, resumes from the finished shards and
     ends identical to an uninterrupted run (grouping does not change the output). A failed
     run removes its temporary files; finished shards stay for the re-run (the folder is
