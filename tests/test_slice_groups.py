@@ -208,6 +208,12 @@ def test_grouping_by_size_and_count(tmp_path):
         files.append(tmp_path / f"f{i}")
         files[-1].write_bytes(b"x" * n)
     files.insert(3, tmp_path / "missing")
-    g = group_files(files, group_bytes=50, group_files=3)
+    g = group_files(files, limit_bytes=50, most_files=3)
     assert [list(r) for r in g] == [[0, 1], [2], [3, 4, 5], [6, 7], [8], [9, 10]]
     assert [list(r) for r in group_files(files[:1])] == [[0]] and group_files([]) == []
+    lossy = []
+    for name, n in (("a.wav", 10), ("b.flac", 10), ("c.mp3", 5), ("d.ogg", 1)):
+        lossy.append(tmp_path / name)
+        lossy[-1].write_bytes(b"x" * n)
+    # c.mp3 counts 40 bytes (8 times): over 50 with the two before it, under with d.ogg (8)
+    assert [list(r) for r in group_files(lossy, limit_bytes=50)] == [[0, 1], [2, 3]]

@@ -129,14 +129,14 @@ def common_rate(files: list[Path], skip_bad: bool) -> int:
     return next(iter(rates))
 
 
-def group_files(files: list, group_bytes: int | None = None,
-                group_files: int | None = None) -> list[range]:
+def group_files(files: list, limit_bytes: int | None = None,
+                most_files: int | None = None) -> list[range]:
     """Consecutive runs of input numbers sliced as one task each: a file of ``GROUP_BYTES``
     or more alone, shorter ones together up to ``GROUP_BYTES`` and ``GROUP_FILES``. File
     sizes only (lossy formats' times :data:`LOSSY`; no header is read), so the same inputs
     always give the same groups (and shards)."""
-    limit = GROUP_BYTES if group_bytes is None else group_bytes
-    most = GROUP_FILES if group_files is None else group_files
+    limit = GROUP_BYTES if limit_bytes is None else limit_bytes
+    most = GROUP_FILES if most_files is None else most_files
     groups: list[range] = []
     first, total = 0, 0
     for i, f in enumerate(files):
