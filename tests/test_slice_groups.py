@@ -217,3 +217,16 @@ def test_grouping_by_size_and_count(tmp_path):
         lossy[-1].write_bytes(b"x" * n)
     # c.mp3 counts 40 bytes (8 times): over 50 with the two before it, under with d.ogg (8)
     assert [list(r) for r in group_files(lossy, limit_bytes=50)] == [[0, 1], [2, 3]]
+
+
+def test_a_shard_made_under_skip_bad_is_not_reused_without_it(wsd, many, tmp_path, groups):
+    groups(3)
+    bad = many / "r3.flac"
+    bad.write_bytes(b"not audio" * 100)
+    out = tmp_path / "w.h5"
+    args = (many, "-o", out, "--sample-rate", SR, "--join", "virtual")
+    assert wsd("slice", *args, "--skip-bad").code == 0  # [r0 r1 r2] [r3 r4 r5] [r6]
+    r = wsd("slice", *args, "--force")
+    assert r.code == 65 and f"wsd: error: {bad}: cannot decode audio" in r.err, r.err
+    r = wsd("slice", *args, "--force", "--skip-bad")
+    assert r.code == 0 and "6 resumed" in r.err and f"{bad}: skipped: cannot decode" in r.err

@@ -110,15 +110,17 @@ def slice_group(task: SliceTask) -> SliceResult:
     if shard.exists():
         try:
             info = read_shard(shard)
-            bad = [r["status"] == "bad" for r in info.sources]
-            if task.skip_bad or not any(bad):  # else slice again: the bad file raises
-                files = [FileResult(task.index + k, task.label(k), int(r["n_windows"]),
-                                    error=r["message"] if b else None, row=r)
-                         for k, (r, b) in enumerate(zip(info.sources, bad))]
-                return SliceResult(task.index, str(shard), files, reused=True)
         except (WsdError, KeyError, IndexError, ValueError, OSError):
-            pass
-        shard.unlink(missing_ok=True)  # damaged or unusable shard: slice the files again
+            info = None
+            shard.unlink(missing_ok=True)  # damaged shard: slice the files again
+        bad = [r["status"] == "bad" for r in info.sources] if info else []
+        if info and (task.skip_bad or not any(bad)):
+            files = [FileResult(task.index + k, task.label(k), int(r["n_windows"]),
+                                error=r["message"] if b else None, row=r)
+                     for k, (r, b) in enumerate(zip(info.sources, bad))]
+            return SliceResult(task.index, str(shard), files, reused=True)
+        # a shard made under --skip-bad, now without it: slice again so that the bad file
+        # raises as it did (the shard stays for a re-run with --skip-bad)
     p = SpectrogramParams.from_dict(task.spec)
     # with --drop-silence the full shard is written beside the final one, then filtered
     full = shard.with_name(shard.stem + ".all.h5") if task.silence else shard
