@@ -17,8 +17,9 @@ Prints one table:
   flac files, sliced with ``--workers 1`` and ``--workers 2`` into one merged file
   (speed-up; >= 1.7 is the target on a machine with two idle cores), with the cores kept
   busy on average (CPU time / wall time): a speed-up can only show when the machine has
-  them free. Starting the worker processes costs about 0.3 s (they fork from a server that
-  imports the libraries once); the merge of the shards into one file is serial.
+  them free. The worker processes fork from a server that imports the libraries once (about
+  0.8 s of CPU, started while the coordinator reads the headers); the merge of the shards
+  into one file (about 0.4 s for 200 MB of windows) is serial.
 * memory: peak RSS (``os.wait4``'s ru_maxrss of the ``wsd slice`` child) for 30-minute and
   2-hour 44.1 kHz wav and mp3 files (target < 500 MB and independent of length).
 

@@ -221,7 +221,7 @@ def test_long_file_memory_is_bounded(tmp_path):
     (benchmarks/slice.py measures the whole process's RSS on 2-hour files.)"""
     import tracemalloc
 
-    from wsd.pipeline.slice_file import SliceTask, slice_file
+    from wsd.pipeline.slice_file import SliceTask, slice_group
     from wsd.dsp.spectrogram import SpectrogramParams
 
     sr, peaks = 44100, []
@@ -234,13 +234,13 @@ def test_long_file_memory_is_bounded(tmp_path):
         for rate in (sr, 22050):
             shards = tmp_path / f"s{len(peaks)}"
             shards.mkdir()
-            task = SliceTask(0, str(path), str(shards),
+            task = SliceTask(0, (str(path),), str(shards),
                              SpectrogramParams(sample_rate=rate).as_dict(), "float16")
             tracemalloc.start()
-            r = slice_file(task)
+            r = slice_group(task)
             peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
             tracemalloc.stop()
-            assert r.n_windows == seconds * rate // (32 * 256)
+            assert r.files[0].n_windows == seconds * rate // (32 * 256)
     assert max(peaks) < 12, peaks
     assert abs(peaks[4] - peaks[2]) < 1 and abs(peaks[5] - peaks[3]) < 1, peaks
 

@@ -53,11 +53,15 @@ def _train_tiny(wsd, win, out):
     assert r.code == 0, r.err
 
 
-def test_distributed_equals_single_process(cluster, data, wsd):
+def test_distributed_equals_single_process(cluster, data, wsd, monkeypatch):
+    import wsd.pipeline.slice as sl
+
     addr = cluster.scheduler_address
     one, dist = data / "one.h5", data / "dist.h5"
-    assert wsd("slice", data / "audio", "-o", one, "-q").code == 0
-    r = wsd("slice", data / "audio", "-o", dist, "--scheduler", addr, "-q")
+    assert wsd("slice", data / "audio", "-o", one, "-q").code == 0  # one group of 6 files
+    with monkeypatch.context() as m:
+        m.setattr(sl, "GROUP_FILES", 2)  # three groups, three Dask tasks
+        r = wsd("slice", data / "audio", "-o", dist, "--scheduler", addr, "-q")
     assert r.code == 0, r.err
     _same(one, dist, ["windows", "source_id", "start_s", "end_s"])
     model = data / "ae.h5"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, tone
+from conftest import tone
 from wsd.io.store import open_file
 from wsd.runtime.shards import ShardFolder
 
@@ -132,7 +132,14 @@ def test_skip_bad_keeps_going_and_records_each_bad_file(run, bad, tmp_path):
     assert not (tmp_path / "none.h5").exists() and leftovers(tmp_path) == []
 
 
-def test_failure_late_in_a_run_keeps_finished_shards_for_the_rerun(run, bad, tmp_path):
+@pytest.mark.parametrize("per_group,shards", [(1, 2), (2, 1)])
+def test_failure_late_in_a_run_keeps_finished_shards_for_the_rerun(run, bad, tmp_path,
+                                                                   monkeypatch, per_group,
+                                                                   shards):
+    """Finished tasks' shards stay: one per file, or one per group ([ok0 ok1] [nan ok2])."""
+    import wsd.pipeline.slice as sl
+
+    monkeypatch.setattr(sl, "GROUP_FILES", per_group)
     d = bad
     for i in range(3):
         sf.write(d / f"ok{i}.wav", tone(SR, 1.0, seed=i), SR)
@@ -140,14 +147,17 @@ def test_failure_late_in_a_run_keeps_finished_shards_for_the_rerun(run, bad, tmp
     args = ["in/ok0.wav", "in/ok1.wav", "in/nan.wav", "in/ok2.wav"]
     r = run("slice", *args, "-o", out, "--sample-rate", SR, cwd=tmp_path)
     assert r.code == 65 and "in/nan.wav" in r.err and not out.exists()
-    assert len(list(shard_folder(out).glob("*.h5"))) == 2 and leftovers(tmp_path) == []
+    assert len(list(shard_folder(out).glob("*.h5"))) == shards and leftovers(tmp_path) == []
     r = run("slice", *args, "-o", out, "--sample-rate", SR, "--skip-bad")
     assert r.code == 0 and "2 resumed" in r.err and "1 skipped as bad" in r.err, r
     assert list(sources(out)["status"]) == ["ok", "ok", "bad", "ok"]
     assert not shard_folder(out).exists()
 
 
-def test_errors_from_worker_processes_name_the_file_as_given(run, bad, tmp_path):
+def test_errors_from_worker_processes_name_the_file_as_given(run, bad, tmp_path, monkeypatch):
+    import wsd.pipeline.slice as sl
+
+    monkeypatch.setattr(sl, "GROUP_FILES", 1)  # three tasks, so that the pool runs
     sf.write(bad / "more.wav", tone(SR, 1.0), SR)
     out = tmp_path / "w.h5"
     r = run("slice", "in/good.wav", "in/more.wav", "in/nan.wav", "-o", out, "--workers", "2",
@@ -347,11 +357,6 @@ def test_unwritable_output_even_for_root(run, tmp_path):
 
 # ---------------------------------------------------------------- SIGKILL at any moment
 
-def wsd_exe():
-    exe = ROOT / ".venv" / "bin" / "wsd"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "wsd"]
-
-
 def _kill_when(cmd, cond, timeout=60.0):
     """Start cmd; SIGKILL it as soon as cond() is true (or it ends). True if killed."""
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -371,10 +376,18 @@ def _kill_when(cmd, cond, timeout=60.0):
 
 
 @pytest.mark.parametrize("join", ["merge", "virtual"])
-def test_sigkill_at_any_moment_leaves_no_output_or_a_complete_one(run, tmp_path, join):
+def test_sigkill_at_any_moment_leaves_no_output_or_a_complete_one(run, tmp_path, join,
+                                                                   monkeypatch):
     """Kill -9 a `wsd slice` subprocess at moments picked by watching its files: as slicing
     starts, after some shards, while the joined output is a temporary file, just after the
-    rename; then re-run (in-process) and compare with an uninterrupted run."""
+    rename; then re-run (in-process) and compare with an uninterrupted run. The files are
+    sliced two to a task (a group), in the subprocess and in the re-runs."""
+    import wsd.pipeline.slice as sl
+
+    monkeypatch.setattr(sl, "GROUP_FILES", 2)
+    code = ("import sys, wsd.pipeline.slice as s; s.GROUP_FILES = 2; "
+            "from wsd.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    grouped = [sys.executable, "-c", code]
     d = tmp_path / "in"
     d.mkdir()
     for i in range(4):
@@ -401,8 +414,8 @@ def test_sigkill_at_any_moment_leaves_no_output_or_a_complete_one(run, tmp_path,
     for moment in moments:
         from conftest import SEED_SLICE
 
-        killed += _kill_when(wsd_exe() + ["slice", *SEED_SLICE, str(d), "-o", str(out), "-q",
-                                          "--join", join, "--force"], moment)
+        killed += _kill_when(grouped + ["slice", *SEED_SLICE, str(d), "-o", str(out), "-q",
+                                        "--join", join, "--force"], moment)
         if out.exists():  # a complete file, never a half one
             with open_file(out) as f:
                 assert f.n == len(want["start_s"])

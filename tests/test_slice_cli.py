@@ -158,12 +158,14 @@ def test_virtual_join_and_missing_shards(wsd, audio_dir, tmp_path):
 
 
 def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkeypatch):
+    import wsd.pipeline.slice as sl
     import wsd.pipeline.slice_file as jobs
 
+    monkeypatch.setattr(sl, "GROUP_FILES", 1)  # one task per file (groups: test_slice_groups)
     full = tmp_path / "full.h5"
     assert wsd("slice", audio_dir, "-o", full).code == 0
     out = tmp_path / "w.h5"
-    real = jobs.slice_file
+    real = jobs.slice_group
     calls = []
 
     def dying(task):
@@ -171,11 +173,11 @@ def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkey
         if task.index == 2:
             raise KeyboardInterrupt
         return real(task)
-    monkeypatch.setattr(jobs, "slice_file", dying)
+    monkeypatch.setattr(jobs, "slice_group", dying)
     r = wsd("slice", audio_dir, "-o", out)
     assert r.code == 130 and not out.exists()
     assert len(list((tmp_path / "w.h5.shards").glob("*.h5"))) == 2
-    monkeypatch.setattr(jobs, "slice_file", real)
+    monkeypatch.setattr(jobs, "slice_group", real)
     r = wsd("slice", audio_dir, "-o", out)
     assert r.code == 0 and "2 resumed" in r.err
     with open_file(out) as a, open_file(full) as b:
@@ -183,7 +185,10 @@ def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkey
             np.testing.assert_array_equal(a.read(name), b.read(name))
 
 
-def test_workers_equal_single(wsd, audio_dir, tmp_path):
+def test_workers_equal_single(wsd, audio_dir, tmp_path, monkeypatch):
+    import wsd.pipeline.slice as sl
+
+    monkeypatch.setattr(sl, "GROUP_FILES", 1)  # three tasks, so that the pool runs
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     assert wsd("slice", audio_dir, "-o", a).code == 0
     assert wsd("slice", audio_dir, "-o", b, "--workers", "2").code == 0

@@ -47,7 +47,7 @@ def slice_cmd(
                                           "covering most of it."),
     dtype: str = typer.Option("float16", "--dtype", help="Storage type: float16 or float32."),
     join: str = typer.Option("auto", "--join", help="merge: one self-contained file; "
-                             "virtual: map the per-file shards in OUTPUT.shards/ (no copy; "
+                             "virtual: map the shards in OUTPUT.shards/ (no copy; "
                              "keep the folder beside the file); auto: merge below 2 GiB."),
     workers: int = workers_option("Files sliced"),
     scheduler: Optional[str] = scheduler_option("the files"),
@@ -91,21 +91,28 @@ def slice_cmd(
     Folders are searched recursively for audio extensions (a folder named x.wav is a folder);
     a path starting with a dash is given after -- or as ./-x.wav.
 
-    Every file is sliced into its own shard under OUTPUT.shards/, and the output is written
-    to a hidden temporary name and renamed when complete, so a run that is killed leaves no
-    output (or the previous one) and, re-run, resumes from the finished shards and ends
-    identical to an uninterrupted run. A failed run removes its temporary files; finished
-    shards stay for the re-run (the folder is removed when it holds none).
+    Each file of 16 MB or more (2 MB for mp3, ogg and opus) is sliced into its own shard
+    under OUTPUT.shards/, smaller ones in groups of consecutive files (up to that size and
+    32 files a group, one task and one shard each: the cost of a shard is paid once a
+    group), and the output is written to a hidden temporary name and renamed when complete, so a run that is killed
+    leaves no output (or the previous one) and, re-run, resumes from the finished shards and
+    ends identical to an uninterrupted run (grouping does not change the output). A failed
+    run removes its temporary files; finished shards stay for the re-run (the folder is
+    removed when it holds none); a group is redone whole.
     """
-    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.inputs import expand_inputs
+    from wsd.pipeline.slice import start_workers
+
+    rep = Reporter(quiet, "wsd slice")
+    files = expand_inputs(audio)
+    start_workers(files, workers, scheduler)  # their imports overlap with ours and the headers'
+
+    from wsd.dsp.spectrogram import SpectrogramParams
     from wsd.io.labels import read_labels
     from wsd.io.store import check_output
     from wsd.pipeline.slice import (SliceParams, auto_fmax, common_rate, describe_windows,
                                     native_rates, run_slice)
 
-    rep = Reporter(quiet, "wsd slice")
-    files = expand_inputs(audio)
     check_output(output, force, inputs=files)  # before reading any audio header
     if sample_rate is None:
         sample_rate = common_rate(files, skip_bad)

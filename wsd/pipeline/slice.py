@@ -1,7 +1,8 @@
-"""Coordinator of ``wsd slice``: one task per recording (decode, window, store a shard),
-run serially, on local processes or on Dask, then the shards joined into one windows file.
+"""Coordinator of ``wsd slice``: one task per long recording or per group of consecutive
+short ones (decode, window, store a shard), run serially, on local processes or on Dask,
+then the shards joined into one windows file.
 
-``slice_file`` is a top-level function with a picklable task so that it runs the same
+``slice_group`` is a top-level function with a picklable task so that it runs the same
 in-process, in a local process pool or on a Dask worker.
 """
 
@@ -24,9 +25,19 @@ JOIN_MODES = ("auto", "merge", "virtual")
 MERGE_LIMIT_BYTES = 2 << 30
 #: A frame longer than this (s) smears every call shorter than it: worth a warning.
 LONG_FRAME_S = 2.0
+#: Recordings are sliced in groups of consecutive files of at most this many bytes in all
+#: (a file this large or larger is a task of its own; 16 MB of 16-bit mono audio at 44.1 kHz
+#: is about 3 minutes, sliced in about 0.7 s) ...
+GROUP_BYTES = 16 << 20
+#: ... and at most this many files: each task writes a shard that the join reads back, about
+#: 15 ms a shard (issue 13), which a group pays once.
+GROUP_FILES = 32
+#: Lossy formats hold about this many times more sound per byte than wav or flac (128-160
+#: kbit/s against 706 for 16-bit mono at 44.1 kHz): their sizes count this many times.
+LOSSY = {".mp3": 8, ".ogg": 8, ".opus": 8}
 #: Modules a local worker process imports once (fork-server preload).
 PRELOAD = ["wsd.pipeline.slice_file", "wsd.io.audio.decode", "wsd.dsp.spectrogram",
-           "wsd.io.labels", "wsd.io.store.windows"]
+           "scipy.fft", "wsd.io.labels", "wsd.io.store.windows"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,15 @@ class SliceParams:
     def as_attrs(self) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k != "spectrogram"}
         return {**self.spectrogram.as_dict(), **d}
+
+
+def start_workers(files: list, workers: int, scheduler: str | None = None) -> None:
+    """Start the local worker processes' fork server (it imports :data:`PRELOAD`) while the
+    caller still reads headers; nothing for one worker, one task or on Dask."""
+    if not scheduler and workers > 1 and len(group_files(files)) > 1:
+        from wsd.runtime.executor import start_workers as start
+
+        start(workers, PRELOAD)
 
 
 def native_rates(files: list[Path], skip_bad: bool) -> dict[int, list[str]]:
@@ -109,17 +129,42 @@ def common_rate(files: list[Path], skip_bad: bool) -> int:
     return next(iter(rates))
 
 
+def group_files(files: list, limit_bytes: int | None = None,
+                most_files: int | None = None) -> list[range]:
+    """Consecutive runs of input numbers sliced as one task each: a file of ``GROUP_BYTES``
+    or more alone, shorter ones together up to ``GROUP_BYTES`` and ``GROUP_FILES``. File
+    sizes only (lossy formats' times :data:`LOSSY`; no header is read), so the same inputs
+    always give the same groups (and shards)."""
+    limit = GROUP_BYTES if limit_bytes is None else limit_bytes
+    most = GROUP_FILES if most_files is None else most_files
+    groups: list[range] = []
+    first, total = 0, 0
+    for i, f in enumerate(files):
+        try:
+            size = os.stat(f).st_size * LOSSY.get(Path(f).suffix.lower(), 1)
+        except OSError:
+            size = 0  # missing: reported when its group is sliced
+        if i > first and (total + size > limit or i - first >= most):
+            groups.append(range(first, i))
+            first, total = i, 0
+        total += size
+    if files:
+        groups.append(range(first, len(files)))
+    return groups
+
+
 def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[str], *,
               force: bool, scheduler: str | None = None, label_table=None,
               progress: Progress | None = None) -> dict:
     """Slice ``files`` into the windows file ``out``. Returns a summary dict.
 
     Bad files raise unless ``params.skip_bad``. On any failure no output is left and this
-    run's temporary files are removed; finished per-file shards stay in ``OUT.shards/`` (the
-    folder is removed if it holds none) so that a re-run resumes. A second process writing
-    the same output is refused (exit 73) while this one runs."""
+    run's temporary files are removed; finished shards (one per task: a long file or a
+    group of short ones) stay in ``OUT.shards/`` (the folder is removed if it holds none) so
+    that a re-run resumes. A second process writing the same output is refused (exit 73)
+    while this one runs."""
     from wsd.io.store import check_output, output_lock
-    from wsd.pipeline.slice_file import SliceResult, SliceTask, slice_file
+    from wsd.pipeline.slice_file import SliceResult, SliceTask, slice_group
     from wsd.runtime.executor import run_tasks
     from wsd.runtime.shards import ShardFolder
 
@@ -136,24 +181,28 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
         if params.drop_silence:  # the silence detector of `wsd detect --silence`, its defaults
             from wsd.dsp.silence import SilenceParams
             silence = json.dumps(dataclasses.asdict(SilenceParams()))
-        tasks = [SliceTask(i, os.path.abspath(f), str(folder.path), params.spectrogram.as_dict(),
-                           params.dtype, tuple(label_table.for_file(f)) if labelled else (),
-                           labelled, params.skip_bad, name=str(f), silence=silence)
-                 for i, f in enumerate(files)]
+        spec = params.spectrogram.as_dict()
+        tasks = [SliceTask(g.start, tuple(os.path.abspath(files[i]) for i in g),
+                           str(folder.path), spec, params.dtype,
+                           tuple(tuple(label_table.for_file(files[i])) for i in g)
+                           if labelled else (), labelled, params.skip_bad,
+                           names=tuple(str(files[i]) for i in g), silence=silence)
+                 for g in group_files(files)]
         results: dict[int, SliceResult] = {}
         try:
-            with progress.task("slicing", len(tasks), "files") as advance:
+            with progress.task("slicing", len(files), "files") as advance:
                 def got(r):
                     results[r.index] = r
-                    for w in r.warnings:
-                        progress.warn(w, r.path)
-                    if r.error:
-                        progress.warn(f"skipped: {r.error}", r.path)
-                    advance(1, status=Path(r.path).name[:40])
-                run_tasks(slice_file, tasks, workers=params.workers, scheduler=scheduler,
+                    for f in r.files:
+                        for w in f.warnings:
+                            progress.warn(w, f.path)
+                        if f.error:
+                            progress.warn(f"skipped: {f.error}", f.path)
+                    advance(len(r.files), status=Path(r.files[-1].path).name[:40])
+                run_tasks(slice_group, tasks, workers=params.workers, scheduler=scheduler,
                           on_result=got, preload=PRELOAD)
-            summary = _join(tasks, results, out, params, history, force, labelled, folder,
-                            progress)
+            summary = _join(files, [results[t.index] for t in tasks], out, params, history,
+                            force, labelled, folder, progress)
         except BaseException:
             folder.remove_stale_temps()  # this run's own temporaries; finished shards stay
             raise
@@ -184,22 +233,17 @@ def _pow2(x: float) -> int:
     return int(2 ** max(2, round(np.log2(max(x, 4)))))
 
 
-def _join(tasks, results, out: Path, params: SliceParams, history, force, labelled, folder,
+def _join(files, results, out: Path, params: SliceParams, history, force, labelled, folder,
           progress: Progress) -> dict:
     from wsd.io.store import atomic_output
     from wsd.io.store.windows import join
-    from wsd.pipeline.slice_file import bad_row
 
     p = params.spectrogram
-    entries = []
-    for t in tasks:
-        r = results[t.index]
-        entries.append((r.shard, None) if r.shard else (None, r.row or bad_row(t.path, "")))
-    rs = list(results.values())
-    n_ok = sum(1 for r in rs if r.shard)
+    fs = [f for r in results for f in r.files]
+    n_ok = sum(1 for f in fs if not f.error)
     if n_ok == 0:
         raise BadInputError("no input file could be sliced (all were skipped as bad)")
-    n_win = sum(r.n_windows for r in rs)
+    n_win = sum(f.n_windows for f in fs)
     nbytes = n_win * p.frames * p.bins * np.dtype(params.dtype).itemsize
     mode = params.join
     if mode == "auto":
@@ -208,16 +252,18 @@ def _join(tasks, results, out: Path, params: SliceParams, history, force, labell
               "units": p.units}
     with progress.task("joining", n_win, "windows") as advance, \
             atomic_output(out, force) as tmp:
-        join(tmp, out.name, entries, frames=p.frames, bins=p.bins, dtype=params.dtype,
-             freqs=p.freqs(), header=header, mode=mode,
+        join(tmp, out.name, [r.shard for r in results], frames=p.frames, bins=p.bins,
+             dtype=params.dtype, freqs=p.freqs(), header=header, mode=mode,
              row_names=["start_s", "end_s", "padded"] + (["label"] if labelled else []),
              progress=advance)
     if mode == "merge":
         folder.remove()
     else:
-        folder.remove(keep={Path(r.shard).name for r in rs if r.shard})
-    return {"files": len(tasks), "ok": n_ok, "windows": n_win, "bytes": nbytes, "mode": mode,
-            "reused": sum(r.reused for r in rs), "padded": sum(r.padded for r in rs),
-            "truncated": sum(1 for r in rs if r.row and r.row["status"] == "truncated"),
-            "damaged": sum(1 for r in rs if r.row and r.row["status"] == "damaged"),
-            "bad": [(r.path, r.error) for r in rs if r.error]}
+        folder.remove(keep={Path(r.shard).name for r in results  # the mapped ones
+                            if any(f.n_windows for f in r.files)})
+    status = [f.row["status"] if f.row else "" for f in fs]
+    return {"files": len(files), "ok": n_ok, "windows": n_win, "bytes": nbytes, "mode": mode,
+            "reused": sum(1 for r in results if r.reused for f in r.files if not f.error),
+            "padded": sum(f.padded for f in fs), "truncated": status.count("truncated"),
+            "damaged": status.count("damaged"),
+            "bad": [(f.path, f.error) for f in fs if f.error]}

@@ -38,6 +38,21 @@ def _init_worker(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+def start_workers(workers: int, preload: Sequence[str] = ()) -> None:
+    """Start the fork server of local worker processes now, when ``workers`` > 1, so that
+    its imports of ``preload`` overlap with what the caller does before :func:`run_tasks`
+    (reading headers, say) instead of delaying the first task. Idempotent; the server ends
+    with this process."""
+    if workers <= 1:
+        return
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    if preload:
+        mp.get_context("forkserver").set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
+
+
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 1,
               scheduler: str | None = None,
               on_result: Callable[[Any], None] | None = None,
@@ -78,7 +93,7 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
             done(fn(t))
         return results
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver")
     if preload:
@@ -89,7 +104,8 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
         pending = {pool.submit(fn, t) for t in tasks}
         try:
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                # each result as it comes (progress, warnings), not all at the end
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     done(fut.result())
         except BaseException:

@@ -1,11 +1,15 @@
-"""Windows files: per-recording shards written while slicing, joined into one file.
+"""Windows files: shards written while slicing, joined into one file.
 
-Every input recording is sliced into its own shard ``OUT.shards/NNNNNN-FINGERPRINT.h5``
-(written atomically), so an interrupted run, re-run, reuses finished shards and ends identical
-to an uninterrupted one. The joined output either copies the shards' windows into one
-self-contained file (``merge``; the shard folder is then removed) or maps them as an HDF5
-virtual dataset (``virtual``; no copy, the file must stay beside its shard folder, which
-``WsdFile`` checks on open with a clear error).
+Every task of ``wsd slice`` (one long recording, or a group of consecutive short ones) is
+sliced into its own shard ``OUT.shards/NNNNNNN-FINGERPRINT.h5`` (written atomically; NNNNNNN
+is the input number of its first recording), so an interrupted run, re-run, reuses finished
+shards and ends identical to an uninterrupted one. A shard holds its recordings' windows one
+after the other, in input order, with their source rows (``source_rows``, JSON, one per
+recording, whose ``n_windows`` say which windows are whose) and per-recording whitening
+statistics. The joined output either copies the shards' windows into one self-contained
+file (``merge``; the shard folder is then removed) or maps them as an HDF5 virtual dataset
+(``virtual``; no copy, the file must stay beside its shard folder, which ``WsdFile`` checks on
+open with a clear error).
 """
 
 from __future__ import annotations
@@ -31,8 +35,14 @@ def chunk_windows(frames: int, bins: int, itemsize: int) -> int:
     return max(1, CHUNK_BYTES // (frames * bins * itemsize))
 
 
+#: Datasets of a shard that hold one item per recording, not per window.
+PER_RECORDING = ("source_rows", "whiten_stats")
+
+
 class ShardWriter:
-    """Write one recording's windows to ``final`` atomically (buffered in whole chunks)."""
+    """Write the windows of one or more recordings to ``final`` atomically (buffered in
+    whole chunks). ``mark``/``rollback`` drop what a recording appended when it turns out
+    bad part way (``--skip-bad`` in a group)."""
 
     def __init__(self, final, frames: int, bins: int, dtype: str):
         self.final = Path(final)
@@ -76,21 +86,46 @@ class ShardWriter:
         if self._nbuf >= self.chunk:
             self._flush()
 
-    def commit(self, source_row: dict, rows: dict[str, np.ndarray], params: dict,
+    def mark(self) -> tuple[int, int]:
+        """Where the next recording starts (for :meth:`rollback`)."""
+        return self.n + self._nbuf, len(self.start_s)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget every window appended since ``mark``."""
+        n, parts = mark
+        del self.start_s[parts:], self.end_s[parts:], self.padded[parts:]
+        if n >= self.n:
+            data = np.concatenate(self._buf) if self._buf else None
+            self._buf = [data[: n - self.n]] if n > self.n else []
+        else:
+            self.ds.resize(n, axis=0)
+            self.n, self._buf = n, []
+        self._nbuf = n - self.n
+
+    def commit(self, source_rows: list[dict], rows: dict[str, np.ndarray], params: dict,
                transform=None) -> None:
-        """Write the per-window rows and the source row, close and rename into place.
-        ``transform(windows_dataset, start_s)``, when given, rewrites the recording's
-        windows in place first (whitening needs all of them), before the shard is final."""
+        """Write the per-window rows and the recordings' source rows (whose ``n_windows``
+        partition the windows, in order), close and rename into place.
+        ``transform(windows_dataset, offset, n, start_s) -> (mean, std)``, when given,
+        rewrites each recording's windows in place first (whitening needs all of them),
+        before the shard is final."""
         try:
             self._flush(final=True)
-            if transform is not None:
-                starts = self.start_s
-                transform(self.ds, np.concatenate(starts) if starts else np.zeros(0))
             cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
-            write_rows(self.f, {"start_s": cat(self.start_s, np.float64),
-                                "end_s": cat(self.end_s, np.float64),
+            start = cat(self.start_s, np.float64)
+            counts = [int(r["n_windows"]) for r in source_rows]
+            if sum(counts) != len(start):
+                raise AssertionError(f"recordings hold {counts} windows, shard {len(start)}")
+            stats = np.full((len(source_rows), 2), np.nan)
+            if transform is not None:
+                off = 0
+                for k, n in enumerate(counts):
+                    if n:
+                        stats[k] = transform(self.ds, off, n, start[off : off + n])
+                    off += n
+            write_rows(self.f, {"start_s": start, "end_s": cat(self.end_s, np.float64),
                                 "padded": cat(self.padded, bool), **rows})
-            self.f.attrs["source_row"] = json.dumps(source_row, default=_plain)
+            _write_per_recording(self.f, source_rows, stats)
             write_params(self.f, params)
             self.f.close()
             self.out.commit()
@@ -108,54 +143,82 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else str(v)
 
 
+def _write_per_recording(f, source_rows: list[dict], stats: np.ndarray) -> None:
+    """The recordings' source rows (one JSON string: no attribute size limit) and their
+    whitening statistics ``(m, 2)`` (nan without --whiten)."""
+    f.create_dataset("source_rows", data=json.dumps(source_rows, default=_plain),
+                     dtype=h5py.string_dtype())
+    f.create_dataset("whiten_stats", data=np.asarray(stats, np.float64).reshape(-1, 2))
+
+
+def _row_datasets(f) -> dict:
+    """The per-window rows of an open shard (start_s, end_s, padded, label...)."""
+    return {k: (f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:])
+            for k in f if k != "windows" and k not in PER_RECORDING
+            and isinstance(f[k], h5py.Dataset)}
+
+
 @dataclass
 class ShardInfo:
     """What the join needs of a finished shard, read in one opening."""
 
-    row: dict  # its recording's row of the sources table
+    sources: list[dict]  # its recordings' rows of the sources table, in order
     rows: dict  # per-window rows (start_s, end_s, padded, label...)
     n: int  # windows
-    whiten: tuple  # (mean, std) of --whiten's standardisation, or (nan, nan)
-    activity: dict | None  # --drop-silence: the recording's activity
+    whiten: np.ndarray  # (recordings, 2): mean and std of --whiten's standardisation, or nan
+    activity: dict | None  # --drop-silence: the recordings' activity (``member`` per event)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Windows of each recording."""
+        return np.array([int(r["n_windows"]) for r in self.sources], np.int64)
+
+    @property
+    def member(self) -> np.ndarray:
+        """Each window's recording, counted from 0 within the shard."""
+        return np.repeat(np.arange(len(self.sources), dtype=np.int64), self.counts)
 
 
 def read_shard(path) -> ShardInfo:
-    """The source row, per-window rows, window count, whitening stats and activity of a
-    finished shard."""
+    """The source rows, per-window rows, window count, whitening stats and activity of a
+    finished shard; a shard whose parts disagree raises ``ValueError``."""
     with _open(path) as f:
-        row = json.loads(f.attrs["source_row"])
-        rows = {k: (f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:])
-                for k in f if k not in ("windows", "sources") and isinstance(f[k], h5py.Dataset)}
-        a = f["windows"].attrs
-        stats = (float(a.get("whiten_mean", np.nan)), float(a.get("whiten_std", np.nan)))
+        sources = json.loads(f["source_rows"].asstr()[()])
+        rows = _row_datasets(f)
+        stats = f["whiten_stats"][:]
         act = ({k: f["activity"][k][()] for k in f["activity"]} if "activity" in f else None)
-        return ShardInfo(row, rows, f["windows"].shape[0], stats, act)
+        info = ShardInfo(sources, rows, f["windows"].shape[0], stats, act)
+    if int(info.counts.sum()) != info.n or len(stats) != len(sources) or \
+            any(len(v) != info.n for v in rows.values()):
+        raise ValueError(f"shard {path} is inconsistent")
+    return info
 
 
 class ShardView:
     """Read access to a finished shard shaped like a windows WsdFile (``read``,
-    ``spectrogram``, ``n``), for running the silence detector on it."""
+    ``spectrogram``, ``n``; ``source_id`` counts its recordings from 0), for running the
+    silence detector on it."""
 
     def __init__(self, path, spec):
         self.f = _open(path)
         self.spectrogram = spec.as_dict()
         self._freqs = spec.freqs()
         self.n = self.f["windows"].shape[0]
+        sources = json.loads(self.f["source_rows"].asstr()[()])
+        counts = [int(r["n_windows"]) for r in sources]
+        self._member = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
 
     def shape(self, name: str) -> tuple:
         return self.f[name].shape
 
     def has(self, name: str) -> bool:
-        return name == "whiten_stats" and "whiten_std" in self.f["windows"].attrs
+        return name == "whiten_stats" and bool(np.isfinite(self.f["whiten_stats"][:]).any())
 
     def read(self, name: str, sel=slice(None)) -> np.ndarray:
         if name == "freqs":
             return self._freqs
         if name == "source_id":
-            return np.zeros(self.n, np.int64)[sel]
-        if name == "whiten_stats":
-            a = self.f["windows"].attrs
-            return np.array([[a["whiten_mean"], a["whiten_std"]]])
+            return self._member[sel]
         return self.f[name][sel]
 
     def __enter__(self):
@@ -165,9 +228,10 @@ class ShardView:
         self.f.close()
 
 
-def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
+def filter_shard(src, dst, keep: np.ndarray, source_rows: list[dict], activity: dict) -> None:
     """Write ``dst`` (atomically) with the windows of shard ``src`` where ``keep``, the
-    source ``row`` and an ``activity`` group (events and counts of the whole recording)."""
+    updated ``source_rows`` and an ``activity`` group (events, with the recording within the
+    shard as ``member``, and per-recording counts of the whole recordings)."""
     idx = np.flatnonzero(keep)
     with atomic_output(dst, force=True) as tmp, _open(src) as s, h5py.File(tmp, "w") as d:
         w = s["windows"]
@@ -179,40 +243,36 @@ def filter_shard(src, dst, keep: np.ndarray, row: dict, activity: dict) -> None:
         for a in range(0, len(idx), step):
             part = idx[a : a + step]
             ds[a : a + len(part)] = w[part[0] : part[-1] + 1][part - part[0]]
-        write_rows(d, {k: (s[k].asstr()[:] if s[k].dtype.kind == "O" else s[k][:])[idx]
-                       for k in s if isinstance(s[k], h5py.Dataset) and k != "windows"})
-        d.attrs["source_row"] = json.dumps(row, default=_plain)
+        write_rows(d, {k: v[idx] for k, v in _row_datasets(s).items()})
+        _write_per_recording(d, source_rows, s["whiten_stats"][:])
         write_params(d, read_params(s))
         g = d.create_group("activity")
         for k, v in activity.items():
             g.create_dataset(k, data=np.asarray(v))
 
 
-
 def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype: str,
          freqs: np.ndarray, header: dict, mode: str, row_names: list[str], progress=None) -> int:
     """Write the joined windows file to ``tmp_out``.
 
-    ``entries`` is one item per input in input order: either ``(shard_path, None)`` for a
-    finished shard or ``(None, source_row)`` for a file that yielded no windows (bad input
-    under --skip-bad). ``mode`` is "merge" (copy windows) or "virtual" (map the shards).
-    Returns the number of windows.
+    ``entries`` is the finished shards in input order (each holds one or more consecutive
+    recordings, bad ones under --skip-bad as source rows without windows). ``mode`` is
+    "merge" (copy windows) or "virtual" (map the shards). Returns the number of windows.
     """
     rows_all: dict[str, list] = {k: [] for k in ["source_id", *row_names]}
-    sources, shards, activity = [], [], []
-    stats = np.full((len(entries), 2), np.nan)
-    for sid, (shard, row) in enumerate(entries):
-        if shard is not None:
-            info = read_shard(shard)
-            row, n = info.row, info.n
-            for k in row_names:
-                rows_all[k].append(info.rows[k])
-            rows_all["source_id"].append(np.full(n, sid, np.int32))
-            shards.append((shard, n))
-            stats[sid] = info.whiten
-            if info.activity is not None:
-                activity.append((sid, info.activity))
-        sources.append(row)
+    sources, shards, activity, stats = [], [], [], []
+    for shard in entries:
+        info = read_shard(shard)
+        base = len(sources)
+        for k in row_names:
+            rows_all[k].append(info.rows[k])
+        rows_all["source_id"].append((base + info.member).astype(np.int32))
+        shards.append((shard, info.n))
+        stats.append(info.whiten)
+        if info.activity is not None:
+            activity.append((base, len(info.sources), info.activity))
+        sources.extend(info.sources)
+    stats = np.concatenate(stats) if stats else np.zeros((0, 2))
     n_total = sum(n for _, n in shards)
     dt = np.dtype(dtype)
     chunk = chunk_windows(frames, bins, dt.itemsize)
@@ -249,15 +309,15 @@ def join(tmp_out, out_name: str, entries: list, *, frames: int, bins: int, dtype
                     progress(n)
         if activity:  # --drop-silence: each recording's activity, silence excluded
             g = f.create_group("activity")
-            ev = [(sid, a) for sid, a in activity]
             g.create_dataset("source_id", data=np.concatenate(
-                [np.full(len(a["start_s"]), sid, np.int32) for sid, a in ev]))
+                [(base + a["member"]).astype(np.int32) for base, _, a in activity]))
             for k in ("start_s", "end_s", "score"):
-                g.create_dataset(k, data=np.concatenate([a[k] for _, a in ev]))
-            per = np.zeros(len(entries), np.int64)
-            floor = np.full(len(entries), np.nan)
-            for sid, a in ev:
-                per[sid], floor[sid] = int(a["windows_sliced"]), float(a["floor_db"])
+                g.create_dataset(k, data=np.concatenate([a[k] for _, _, a in activity]))
+            per = np.zeros(len(sources), np.int64)
+            floor = np.full(len(sources), np.nan)
+            for base, m, a in activity:
+                per[base : base + m] = a["windows_sliced"]
+                floor[base : base + m] = a["floor_db"]
             g.create_dataset("windows_sliced", data=per)
             g.create_dataset("floor_db", data=floor)
         ds.attrs["units"] = header.get("units", "dB re full-scale sine")
