@@ -183,3 +183,42 @@ def test_kmeans_refuses_windows_shorter_than_a_patch(calls, tmp_path, wsd):
     r = wsd("train", win, "--arch", "kmeans", "-o", tmp_path / "m.h5")
     assert r.code == 2 and "shorter than a patch" in r.err, r.err
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_peaks_match_a_brute_force_suppression_on_random_traces():
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0, 60, 400))
+    sid = (t > 30).astype(int)
+    score = rng.standard_normal(400)
+    ev = events_from_peaks(sid, t - 0.5, t + 0.5, score, 0.5, length_s=1.0,
+                           min_separation_s=1.3)
+    want = []
+    for s in (0, 1):
+        m = np.flatnonzero(sid == s)
+        taken = []
+        for i in m[np.argsort(-score[m], kind="stable")]:
+            if score[i] < 0.5:
+                break
+            if all(abs(t[i] - t[j]) >= 1.3 for j in taken):
+                taken.append(i)
+        want += sorted(t[taken].tolist())
+    np.testing.assert_allclose((ev["start_s"] + ev["end_s"]) / 2, want)
+
+
+def test_training_sample_draws_distinct_rows_inside_the_runs(tmp_path):
+    """The sample that fixes kmeans' whitening: rows from every run, none outside them, never
+    a list of all the archive's row numbers."""
+    import h5py
+
+    from wsd.pipeline.train import _sample_rows
+
+    path = tmp_path / "w.h5"
+    with h5py.File(path, "w") as f:
+        f["windows"] = np.arange(1000, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3))
+    runs = np.array([[0, 100], [300, 350], [900, 1000]])
+    got = _sample_rows(str(path), runs, 120, seed=0)[:, 0, 0].astype(int)
+    inside = np.r_[np.arange(0, 100), np.arange(300, 350), np.arange(900, 1000)]
+    assert len(got) == 120 and len(set(got)) == len(got)
+    assert np.isin(got, inside).all() and (np.diff(got) > 0).all()
+    assert (got < 100).any() and ((got >= 300) & (got < 350)).any() and (got >= 900).any()
+    np.testing.assert_array_equal(_sample_rows(str(path), runs, 1000, seed=0)[:, 0, 0], inside)

@@ -89,11 +89,15 @@ def recording_z(source_id: np.ndarray, score: np.ndarray) -> np.ndarray:
     source_id = np.asarray(source_id)
     out = np.asarray(score, dtype=np.float64).copy()
     _check_rows(out.size, source_id=source_id)
-    for s in np.unique(source_id):
-        m = source_id == s
-        med = np.median(out[m])
-        mad = 1.4826 * np.median(np.abs(out[m] - med))
-        out[m] = (out[m] - med) / max(mad, 1e-6)
+    order = np.argsort(source_id, kind="stable")
+    cuts = np.flatnonzero(np.diff(source_id[order])) + 1
+    for rows in np.split(order, cuts):  # one recording at a time, in one pass over the rows
+        if len(rows) == 0:
+            continue
+        x = out[rows]
+        med = np.median(x)
+        mad = 1.4826 * np.median(np.abs(x - med))
+        out[rows] = (x - med) / max(mad, 1e-6)
     return out
 
 
@@ -127,20 +131,33 @@ def events_from_peaks(
     _check_rows(score.size, source_id=source_id, start_s=start_s, end_s=end_s)
     centre = (start_s + end_s) / 2
     out = {k: [] for k in ("source_id", "start_s", "end_s", "score")}
-    for s in np.unique(source_id):
-        rows = np.flatnonzero(source_id == s)
+    by_source = np.argsort(source_id, kind="stable")
+    cuts = np.flatnonzero(np.diff(source_id[by_source])) + 1
+    for rows in np.split(by_source, cuts):
+        if len(rows) == 0:
+            continue
+        s = source_id[rows[0]]
         rows = rows[np.argsort(centre[rows], kind="stable")]
         x = score[rows]
         if smooth:
             k = np.ones(2 * smooth + 1) / (2 * smooth + 1)
             x = np.convolve(np.pad(x, smooth, mode="edge"), k, mode="valid")
         t = centre[rows]
+        # highest first; a peak suppresses the windows within the separation around it, so
+        # each candidate is one lookup (linear in the recording's windows, not quadratic)
+        gap = min_separation_s - TIME_TOL_S
+        free = np.ones(len(x), bool)
         taken: list[int] = []
         for i in np.argsort(-x, kind="stable"):
             if x[i] < threshold:
                 break
-            if not taken or np.all(np.abs(t[i] - t[taken]) >= min_separation_s - TIME_TOL_S):
-                taken.append(int(i))
+            if not free[i]:
+                continue
+            taken.append(int(i))
+            if gap > 0:
+                a = np.searchsorted(t, t[i] - gap, side="right")
+                b = np.searchsorted(t, t[i] + gap, side="left")
+                free[a:b] = False
         taken.sort()
         lo, hi = start_s[rows].min(), end_s[rows].max()
         for i in taken:

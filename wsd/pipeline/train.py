@@ -357,9 +357,19 @@ def _sample_rows(path: str, runs: np.ndarray, n: int, seed: int) -> np.ndarray:
     in order."""
     from wsd.io.store.reader import read_rows
 
-    idx = np.concatenate([np.arange(a, b) for a, b in runs])
-    if len(idx) > n:
-        idx = np.sort(np.random.default_rng([seed, 11]).choice(idx, n, replace=False))
+    runs = np.asarray(runs, np.int64).reshape(-1, 2)
+    lens = runs[:, 1] - runs[:, 0]
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if len(ends) else 0
+    rng = np.random.default_rng([seed, 11])
+    if total > 64 * n:  # positions in the runs' concatenation, which is never materialised
+        pos = np.unique(rng.integers(0, total, n))  # (about n / 128 repeats dropped)
+    elif total > n:
+        pos = np.sort(rng.choice(total, n, replace=False))
+    else:
+        pos = np.arange(total)
+    run = np.searchsorted(ends, pos, side="right")
+    idx = np.sort(runs[run, 0] + pos - (ends[run] - lens[run]))  # runs may come shuffled
     blocks, i = [], 0
     while i < len(idx):  # contiguous stretches in one read each
         j = i + 1
