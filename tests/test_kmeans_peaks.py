@@ -153,6 +153,8 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd):
         m = json.loads(f.attrs("/")["metrics_json"])["events"]
         length = f.read("events/end_s") - f.read("events/start_s")
         assert f.attrs("/")["threshold"] == pytest.approx(thr_rec)
+        assert f.attrs("/")["event_length"] == pytest.approx(0.8)
+        assert f.attrs("/")["calibrate"] == "recording"
     assert m["f1"] >= 0.8, m
     assert np.allclose(length[(length > 0.79)], 0.8) and (length <= 0.8 + 1e-9).all()
 
@@ -167,6 +169,9 @@ def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
     r = wsd("detect", win, "--silence", "--events", "peaks", "--event-length", "0",
             "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--event-length must be > 0" in r.err
+    r = wsd("detect", win, "--silence", "--events", "peaks", "--min-gap", "0.3",
+            "-o", tmp_path / "d.h5")
+    assert r.code == 2 and "--min-gap and --min-duration shape merged events" in r.err
     assert not (tmp_path / "d.h5").exists()
 
 

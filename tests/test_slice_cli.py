@@ -157,34 +157,6 @@ def test_virtual_join_and_missing_shards(wsd, audio_dir, tmp_path):
     assert r.code == 65 and "shard" in r.err and "missing" in r.err
 
 
-def test_resume_after_interruption_is_identical(wsd, audio_dir, tmp_path, monkeypatch):
-    import wsd.pipeline.slice as sl
-    import wsd.pipeline.slice_file as jobs
-
-    monkeypatch.setattr(sl, "GROUP_FILES", 1)  # one task per file (groups: test_slice_groups)
-    full = tmp_path / "full.h5"
-    assert wsd("slice", audio_dir, "-o", full).code == 0
-    out = tmp_path / "w.h5"
-    real = jobs.slice_group
-    calls = []
-
-    def dying(task):
-        calls.append(task.index)
-        if task.index == 2:
-            raise KeyboardInterrupt
-        return real(task)
-    monkeypatch.setattr(jobs, "slice_group", dying)
-    r = wsd("slice", audio_dir, "-o", out)
-    assert r.code == 130 and not out.exists()
-    assert len(list((tmp_path / "w.h5.shards").glob("*.h5"))) == 2
-    monkeypatch.setattr(jobs, "slice_group", real)
-    r = wsd("slice", audio_dir, "-o", out)
-    assert r.code == 0 and "2 resumed" in r.err
-    with open_file(out) as a, open_file(full) as b:
-        for name in ("windows", "start_s", "end_s", "source_id"):
-            np.testing.assert_array_equal(a.read(name), b.read(name))
-
-
 def test_workers_equal_single(wsd, audio_dir, tmp_path, monkeypatch):
     import wsd.pipeline.slice as sl
 

@@ -134,10 +134,15 @@ def test_rollback_of_a_recording_that_fails_part_way(tmp_path):
     np.testing.assert_array_equal(info.member, np.repeat([0, 2, 4], [5, 7, w.chunk + 1]))
 
 
-def test_resume_after_an_interrupted_grouped_run(wsd, many, tmp_path, groups, monkeypatch):
+@pytest.mark.parametrize("per_group,seen_before,resumed", [(1, [0, 1, 2], 2),
+                                                            (2, [0, 2, 4], 4)])
+def test_resume_after_an_interrupted_grouped_run(wsd, many, tmp_path, groups, monkeypatch,
+                                                 per_group, seen_before, resumed):
+    """Killed at the third task (one file a task, or groups of two starting at files 0, 2,
+    4, 6): the two finished shards stay, and the re-run resumes them and ends identical."""
     import wsd.pipeline.slice_file as jobs
 
-    groups(2)  # groups start at files 0, 2, 4, 6
+    groups(per_group)
     full = tmp_path / "full.h5"
     assert wsd("slice", many, "-o", full).code == 0
     out = tmp_path / "w.h5"
@@ -146,16 +151,16 @@ def test_resume_after_an_interrupted_grouped_run(wsd, many, tmp_path, groups, mo
 
     def dying(task):
         seen.append(task.index)
-        if task.index == 4:
+        if task.index == seen_before[-1]:
             raise KeyboardInterrupt
         return real(task)
     monkeypatch.setattr(jobs, "slice_group", dying)
     r = wsd("slice", many, "-o", out)
-    assert r.code == 130 and not out.exists() and seen == [0, 2, 4]
+    assert r.code == 130 and not out.exists() and seen == seen_before
     assert len(list(ShardFolder(out).path.glob("*.h5"))) == 2
     monkeypatch.setattr(jobs, "slice_group", real)
     r = wsd("slice", many, "-o", out)
-    assert r.code == 0 and "4 resumed" in r.err, r.err
+    assert r.code == 0 and f"{resumed} resumed" in r.err, r.err
     assert_same_file(full, out)
 
 

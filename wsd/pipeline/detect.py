@@ -72,6 +72,9 @@ class DetectParams:
                              f"{self.min_separation})")
         if self.smooth < 0:
             raise UsageError(f"--smooth must be >= 0 windows (got {self.smooth})")
+        if self.events == "peaks" and (self.min_gap or self.min_duration):
+            raise UsageError("--min-gap and --min-duration shape merged events; with --events "
+                             "peaks every event is --event-length long, --min-separation apart")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
         check_device_name(self.device)
@@ -214,7 +217,7 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
         if p.silence is not None and p.threshold is not None:
             decided, thr = score >= p.threshold, p.threshold
         params.update(threshold=thr, min_gap=p.min_gap, min_duration=p.min_duration,
-                      positive=truth_label, windows_id=f.file_id, **event_params(p))
+                      positive=truth_label, windows_id=f.file_id, **event_params(p, f))
         metrics = None
         if f.has("label"):
             metrics = evaluate(f.read("label"), truth_label, score, decided,
@@ -263,7 +266,7 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
     params = {"detector": "model", "embeddings": str(f.path), "model": str(p.model),
               "arch": "linear", "threshold": thr, "min_gap": p.min_gap,
               "min_duration": p.min_duration, "positive": truth_label,
-              "embeddings_id": f.file_id, **event_params(p)}
+              "embeddings_id": f.file_id, **event_params(p, f)}
     metrics = None
     if f.has("label"):
         metrics = evaluate(f.read("label"), truth_label, score, decided, f.read("source_id"),
@@ -344,23 +347,25 @@ def calibrated_threshold(p: DetectParams, model_params: dict, model_path: str) -
     return float(thr)
 
 
-def event_params(p: DetectParams) -> dict:
-    """How events were made, for the output's parameters."""
+def event_params(p: DetectParams, f) -> dict:
+    """How events were made, for the output's parameters (the event length actually used)."""
     d = {"calibrate": p.calibrate, "events": p.events}
-    if p.events == "peaks":
-        d.update(event_length=p.event_length if p.event_length is not None else "",
-                 min_separation=p.min_separation, smooth=p.smooth)
+    peaks = peak_params(p, f)
+    if peaks is not None:
+        d.update(event_length=peaks["length_s"], min_separation=p.min_separation,
+                 smooth=p.smooth)
     return d
 
 
 def peak_params(p: DetectParams, f) -> dict | None:
-    """Arguments of :func:`wsd.dsp.events.events_from_peaks` (None: merge windows)."""
+    """Arguments of :func:`wsd.dsp.events.events_from_peaks` (None: merge windows); the
+    event length defaults to a window's span."""
     if p.events != "peaks":
         return None
     spec = f.spectrogram
-    window_s = (int(spec["frames"]) - 1) * int(spec["hop_length"]) / float(spec["sample_rate"])
-    length = p.event_length if p.event_length is not None else (
-        window_s + int(spec["n_fft"]) / float(spec["sample_rate"]))
+    sr = float(spec["sample_rate"])
+    window_s = ((int(spec["frames"]) - 1) * int(spec["hop_length"]) + int(spec["n_fft"])) / sr
+    length = p.event_length if p.event_length is not None else window_s
     return {"length_s": float(length), "min_separation_s": p.min_separation,
             "smooth": p.smooth}
 

@@ -88,7 +88,7 @@ def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None
 
     from wsd.dsp.events import recording_z
     from wsd.metrics.detection import best_threshold, binary_metrics
-    from wsd.models.probe import fit_probe, predict, predict_logit
+    from wsd.models.probe import fit_probe, predict_logit
 
     use = np.flatnonzero(y >= 0)
     groups = sid[use]
@@ -101,9 +101,10 @@ def _probe_threshold(z, y, sid, c: float, seed: int) -> tuple[float, dict | None
         yt = y[use][tr]
         if (yt == 1).any() and (yt == 0).any():
             probe = fit_probe(z[use][tr], yt, c=c, seed=seed)
-            prob[te] = predict(probe, z[use][te])
             rows = np.flatnonzero(np.isin(sid, np.unique(groups[te])))
             logit[rows] = predict_logit(probe, z[rows])
+            # P(positive) is the sigmoid of the two classes' log-odds (the probe's softmax)
+            prob[te] = 1.0 / (1.0 + np.exp(-logit[use[te]].astype(np.float64)))
     ok = np.isfinite(prob)
     yy = y[use][ok]
     if not (yy == 1).any() or not (yy == 0).any():
