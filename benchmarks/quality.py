@@ -27,7 +27,9 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   contrastive one), a linear probe on train labels, ``wsd detect --truth`` on val: event
   F1 (IoU >= 0.3), AP, false positives per hour; each encoder with windows merged into
   events, and with the detection recipe (``--label-cover``, ``--calibrate recording``,
-  ``--events peaks``); against the untrained ``detect --silence`` in the up-call band.
+  ``--events peaks``); the kmeans encoders also with a probe that standardises rows per
+  recording (``-p norm=recording``), and the recipe's encoder with patches of a few bands
+  (``-p fpatch=8``); against the untrained ``detect --silence`` in the up-call band.
 * **orca**: OrcaCNN orca calls against noise clips: clip ROC AUC, 5-fold cross-validation
   grouped by clip, of a logistic probe on each clip's pooled embeddings (kmeans and
   contrastive) against band energies with logistic regression.
@@ -311,6 +313,13 @@ PEAKS = ["--calibrate", "recording", "--events", "peaks", "--smooth", "2",
          "--min-separation", "1.0"]
 
 
+#: The encoder of the detection recipe: k-means patches of 8 of the 32 bands every 4 bands,
+#: coded at each band position (noise in other bands leaves a patch's code alone) ...
+UPCALL_KMEANS = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64"]
+#: ... and its probe: each row standardised by its own recording first, strong L2.
+UPCALL_PROBE = ["-p", "norm=recording", "-p", "c=0.01"]
+
+
 def upcalls(seeds, work: Path) -> list[str]:
     tr_files, tr_truth = _meridian("train")
     va_files, va_truth = _meridian("val")
@@ -325,37 +334,51 @@ def upcalls(seeds, work: Path) -> list[str]:
     wsd("detect", va, "--silence", "--fmin", "50", "--fmax", "300", "--truth", va_table,
         "-o", det, "--force", "-q")
     rows.append(("untrained: detect --silence, 50-300 Hz", [_event_scores(det)]))
-    runs = {k: [] for k in ("merge", "peaks", "km-merge", "km-peaks")}
+    runs = {k: [] for k in ("merge", "peaks", "km-merge", "km-peaks", "km-peaks-rec",
+                            "band-peaks-rec")}
     times = []
     for seed in seeds:
-        for arch in ("contrastive", "kmeans"):
-            tag = "km-" if arch == "kmeans" else ""
-            enc, etr, eva = (work / f"{n}{arch}{seed}.h5" for n in ("u", "etr", "eva"))
-            clf, clf2, d = (work / f"{n}{arch}{seed}.h5" for n in ("clf", "clfc", "d"))
+        for arch, extra, tag in (("contrastive", [], ""), ("kmeans", [], "km-"),
+                                 ("kmeans", UPCALL_KMEANS, "band-")):
+            enc, etr, eva = (work / f"{n}{tag}{arch}{seed}.h5" for n in ("u", "etr", "eva"))
+            clf, clf2, d = (work / f"{n}{tag}{arch}{seed}.h5" for n in ("clf", "clfc", "d"))
             t = time.perf_counter()
-            wsd("train", tr, "--arch", arch, "-o", enc, "--seed", seed, "--force", "-q")
-            if arch == "kmeans":
+            wsd("train", tr, "--arch", arch, *extra, "-o", enc, "--seed", seed, "--force",
+                "-q")
+            if tag == "km-":
                 times.append(time.perf_counter() - t)
             # one row a window: for detection, measured better than the step rows (seed 0:
             # event F1 0.09 against 0.02 with 32-frame windows)
             wsd("embed", tr, "--model", enc, "--rows", "windows", "-o", etr, "--force", "-q")
             wsd("embed", va, "--model", enc, "--rows", "windows", "-o", eva, "--force", "-q")
-            wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf,
-                "--force", "-q")
-            wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table,
-                "-o", d, "--force", "-q")
-            runs[tag + "merge"].append(_event_scores(d))
-            wsd("train", etr, "--arch", "linear", "--positive", "upcall", "--labels",
-                tr_labels, "--label-cover", LABEL_COVER, "-o", clf2, "--force", "-q")
-            wsd("detect", eva, "--model", clf2, *PEAKS, "--event-length", length,
-                "--truth", va_table, "-o", d, "--force", "-q")
-            runs[tag + "peaks"].append(_event_scores(d))
+            if tag != "band-":
+                wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf,
+                    "--force", "-q")
+                wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table,
+                    "-o", d, "--force", "-q")
+                runs[tag + "merge"].append(_event_scores(d))
+                wsd("train", etr, "--arch", "linear", "--positive", "upcall", "--labels",
+                    tr_labels, "--label-cover", LABEL_COVER, "-o", clf2, "--force", "-q")
+                wsd("detect", eva, "--model", clf2, *PEAKS, "--event-length", length,
+                    "--truth", va_table, "-o", d, "--force", "-q")
+                runs[tag + "peaks"].append(_event_scores(d))
+            if tag != "":
+                wsd("train", etr, "--arch", "linear", "--positive", "upcall", "--labels",
+                    tr_labels, "--label-cover", LABEL_COVER, *UPCALL_PROBE, "-o", clf2,
+                    "--force", "-q")
+                wsd("detect", eva, "--model", clf2, *PEAKS, "--event-length", length,
+                    "--truth", va_table, "-o", d, "--force", "-q")
+                runs[tag + "peaks-rec"].append(_event_scores(d))
     recipe = (f"probe on --label-cover {LABEL_COVER}, detect --calibrate recording "
               f"--events peaks --event-length {length} --smooth 2")
     rows += [("contrastive encoder + linear probe, merged windows", runs["merge"]),
              (f"contrastive encoder, {recipe}", runs["peaks"]),
              ("default encoder (kmeans) + linear probe, merged windows", runs["km-merge"]),
-             (f"**wsd: default encoder (kmeans), {recipe}**", runs["km-peaks"])]
+             (f"default encoder (kmeans), {recipe}", runs["km-peaks"]),
+             (f"default encoder (kmeans), probe {' '.join(UPCALL_PROBE)}, same detection",
+              runs["km-peaks-rec"]),
+             (f"**wsd: kmeans {' '.join(UPCALL_KMEANS)}, probe {' '.join(UPCALL_PROBE)}, "
+              "same detection**", runs["band-peaks-rec"])]
     keys = ("f1", "precision", "recall", "average_precision", "fp_per_hour")
     lines = ["\n### up-calls: MERIDIAN long/train -> long/val (events, IoU >= 0.3)", "",
              "| method | event F1 | precision | recall | AP | false positives / hour |",

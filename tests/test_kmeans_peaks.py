@@ -117,7 +117,14 @@ def calls(tmp_path_factory):
     return d
 
 
-def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd):
+@pytest.mark.parametrize("encoder,probe,dim", [
+    ([], [], 96),
+    # the band recipe: patches of 8 of the 24 bands (3 positions), rows standardised per
+    # recording by the probe
+    (["-p", "fpatch=8", "-p", "fstride=8"], ["-p", "norm=recording", "-p", "c=0.01"], 288),
+], ids=["full-band", "band-patches-recording-norm"])
+def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encoder, probe,
+                                                    dim):
     d = calls
     win, enc, emb, clf, det = (tmp_path / n for n in ("w.h5", "km.h5", "e.h5", "c.h5",
                                                        "d.h5"))
@@ -125,26 +132,32 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd):
     assert wsd("slice", *wavs, "-o", win, "--n-fft", "256", "--hop-length", "64",
                "--frames", "64", "--step", "8", "--fmin", "150", "--fmax", "1500",
                "--n-mels", "24", "-q").code == 0
-    r = wsd("train", win, "--arch", "kmeans", "-p", "k=32", "-p", "pca=32", "--epochs", "3",
-            "-o", enc)
+    r = wsd("train", win, "--arch", "kmeans", "-p", "k=32", "-p", "pca=32", *encoder,
+            "--epochs", "3", "-o", enc)
     assert r.code == 0, r.err
     assert "epoch 3/3" in r.err
     assert wsd("embed", win, "--model", enc, "-o", emb, "-q").code == 0
     with open_file(emb) as e:
         z = e.read("embeddings")
-        assert z.shape[1] == 96 and np.isfinite(z).all()
+        assert z.shape[1] == dim and np.isfinite(z).all()
     # kmeans embeddings are compared pooled by default (cluster --distance auto)
     r = wsd("cluster", emb, "--per-file", "-k", "2", "-o", tmp_path / "cl.h5")
     assert r.code == 0 and "cosine (pooled)" in r.err, r.err
     with open_file(tmp_path / "cl.h5") as f:
         assert f.attrs("/")["distance"] == "cosine"
     r = wsd("train", emb, "--arch", "linear", "--labels", d / "labels.csv", "--label-cover",
-            "0.7", "--positive", "up", "-o", clf)
+            "0.7", "--positive", "up", *probe, "-o", clf)
     assert r.code == 0, r.err
     assert "left out as unsure" in r.err
     from wsd.io.store.models import load_model
 
-    thr_rec = load_model(clf)["params"]["threshold_recording"]
+    r = wsd("train", emb, "--arch", "linear", "--labels", d / "labels.csv", "--positive",
+            "up", "-p", "nrom=recording", "-o", tmp_path / "typo.h5")
+    assert r.code == 2 and "nrom" in r.err and "norm" in r.err, r.err
+    assert not (tmp_path / "typo.h5").exists()
+    saved = load_model(clf)
+    assert saved["config"]["norm"] == ("recording" if probe else "global")
+    thr_rec = saved["params"]["threshold_recording"]
     assert np.isfinite(thr_rec)
     r = wsd("detect", emb, "--model", clf, "--calibrate", "recording", "--events", "peaks",
             "--event-length", "0.8", "--smooth", "1", "--truth", d / "labels.csv", "-o", det)

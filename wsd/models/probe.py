@@ -18,6 +18,49 @@ from wsd.io.labels import UNSURE
 IGNORED = UNSURE
 #: Rows scored per block when a probe scores a whole embeddings file.
 SCORE_BLOCK = 65536
+#: ``norm=recording``: added to a recording's standard deviation of a feature (embedding
+#: units), so that a feature almost constant in a recording is not blown up.
+RECORDING_SD_FLOOR = 1e-3
+
+
+def recording_blocks(z, source_id: np.ndarray, block: int = SCORE_BLOCK):
+    """Rows of ``z`` (an array or an HDF5 dataset, ``(n, D)``) standardised per recording:
+    each feature minus its mean over the recording's rows, over their standard deviation
+    plus :data:`RECORDING_SD_FLOOR`. Yields ``(row numbers, standardised rows)`` a recording
+    and at most ``block`` rows at a time; a recording longer than a block is read twice
+    (its statistics, then its rows), so memory stays bounded whatever its length."""
+    sid = np.asarray(source_id)
+    order = np.argsort(sid, kind="stable")
+    for rows in np.split(order, np.flatnonzero(np.diff(sid[order])) + 1):
+        if not len(rows):
+            continue
+        parts = [rows[a:a + block] for a in range(0, len(rows), block)]
+        cache = [_read_rows(z, r) for r in parts] if len(parts) == 1 else None
+        s1 = s2 = 0.0
+        for i, r in enumerate(parts):
+            x = cache[i] if cache else _read_rows(z, r)
+            s1 = s1 + x.sum(0)
+            s2 = s2 + np.square(x).sum(0)
+        mean = s1 / len(rows)
+        sd = np.sqrt(np.maximum(s2 / len(rows) - np.square(mean), 0.0)) + RECORDING_SD_FLOOR
+        for i, r in enumerate(parts):
+            x = cache[i] if cache else _read_rows(z, r)
+            yield r, ((x - mean) / sd).astype(np.float32)
+
+
+def _read_rows(z, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (increasing) of an array or HDF5 dataset, as float64."""
+    if rows[-1] - rows[0] + 1 == len(rows):  # contiguous: one slice
+        return np.asarray(z[int(rows[0]):int(rows[-1]) + 1], np.float64)
+    return np.asarray(z[rows], np.float64)
+
+
+def recording_standardised(z: np.ndarray, source_id: np.ndarray) -> np.ndarray:
+    """``z`` standardised per recording (:func:`recording_blocks`), in memory."""
+    out = np.empty(np.shape(z), np.float32)
+    for rows, x in recording_blocks(z, source_id):
+        out[rows] = x
+    return out
 
 
 def probe_targets(labels: np.ndarray, positive: str) -> np.ndarray:
@@ -37,10 +80,13 @@ def probe_targets(labels: np.ndarray, positive: str) -> np.ndarray:
     return y
 
 
-def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
+def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
+              norm: str = "global"):
     """A :class:`~wsd.models.arch.linear.LinearProbe` fitted on embeddings ``z`` ``(n, D)``
     and targets ``y`` ``(n,)`` (0/1, -1 left out): standardisation from the rows used, then
-    balanced L2 logistic regression (sklearn, lbfgs)."""
+    balanced L2 logistic regression (sklearn, lbfgs). With ``norm="recording"``, ``z`` must
+    already be standardised per recording (:func:`recording_standardised`); the probe
+    records it, so that :meth:`LoadedProbe.predict_rows` does the same."""
     import torch
     from sklearn.linear_model import LogisticRegression
 
@@ -54,7 +100,7 @@ def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
     scale[scale < 1e-8] = 1.0
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
     lr.fit((x - mean) / scale, t)
-    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c)
+    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c, norm=norm)
     with torch.no_grad():
         probe.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         probe.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
@@ -93,16 +139,26 @@ class LoadedProbe:
         self.model, self.info = model, info
         self.positive = str(info["params"].get("positive") or "")
         self.threshold = float(info["params"].get("threshold", 0.5))
+        self.norm = str(info["config"].get("norm", "global"))
 
     def predict(self, z: np.ndarray) -> np.ndarray:
         """P(positive) of embeddings ``(n, D)``: ``(n,)`` float32."""
         return predict(self.model, z)
 
-    def predict_rows(self, ds, advance=lambda n=1, **_: None, logit: bool = False
-                     ) -> np.ndarray:
+    def predict_rows(self, ds, advance=lambda n=1, **_: None, logit: bool = False,
+                     source_id: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict` (or, with ``logit``, the log-odds) of every row of ``ds`` (an
-        HDF5 dataset), a block at a time."""
+        HDF5 dataset), a block at a time. A probe trained with ``norm=recording`` needs the
+        rows' ``source_id``: each row is standardised by its recording's rows first."""
         out = np.empty(ds.shape[0], np.float32)
+        if self.norm == "recording":
+            if source_id is None:
+                raise UsageError("this probe standardises rows per recording (norm="
+                                 "recording) and needs their source ids")
+            for rows, x in recording_blocks(ds, source_id):
+                out[rows] = predict_logit(self.model, x) if logit else self.predict(x)
+                advance(len(rows))
+            return out
         for a in range(0, ds.shape[0], SCORE_BLOCK):
             x = np.asarray(ds[a:a + SCORE_BLOCK], np.float32)
             out[a:a + len(x)] = predict_logit(self.model, x) if logit else self.predict(x)

@@ -255,7 +255,8 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
                       "trained on; scores may mean nothing", f.path)
     cal = p.calibrate == "recording"
     with progress.task("detecting", f.n, "windows") as advance:
-        score = probe.predict_rows(f.f["embeddings"], advance, logit=cal)
+        score = probe.predict_rows(f.f["embeddings"], advance, logit=cal,
+                                   source_id=f.read("source_id"))
     if cal:
         score = calibrated(score, f.read("source_id"))
         thr = calibrated_threshold(p, info["params"], str(p.model))

@@ -25,7 +25,8 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     from wsd.io.labels import assign
     from wsd.io.store import atomic_output, open_file
     from wsd.io.store.models import save_model
-    from wsd.models.probe import fit_probe, probe_targets
+    from wsd import models
+    from wsd.models.probe import fit_probe, probe_targets, recording_standardised
 
     progress = progress or Progress()
     if not (0.0 <= label_cover <= 1.0):
@@ -54,12 +55,15 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
         spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
         enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
                e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
-    c = float(p.arch_params.get("c", 1.0))
+    cfg = models.build("linear", 1, 1, **p.arch_params).config  # checks the keys
+    c, norm = float(cfg["c"]), str(cfg["norm"])
+    if norm == "recording":
+        z = recording_standardised(z, sid)
     y = probe_targets(lab, p.positive)
     progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
                   f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
     thr, val, thr_rec = _probe_threshold(z, y, sid, c, p.seed)
-    probe = fit_probe(z, y, c=c, seed=p.seed)
+    probe = fit_probe(z, y, c=c, seed=p.seed, norm=norm)
     params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
               "classes": ["other", p.positive], "input_kind": "embeddings",
               "threshold": thr, "val_metrics": val, **enc}

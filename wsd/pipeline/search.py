@@ -346,7 +346,7 @@ def _uncertain(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, s
 
     probe = load_probe(p.uncertain, e.shape("embeddings")[1])
     with progress.task("scoring", e.n, "windows") as advance:
-        prob = probe.predict_rows(e.f["embeddings"], advance)
+        prob = probe.predict_rows(e.f["embeddings"], advance, source_id=e.read("source_id"))
     idx, score = uncertainty_topk(prob, p.k)
     hits = Hits()
     sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")

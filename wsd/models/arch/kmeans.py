@@ -10,6 +10,12 @@ window's embedding is ``[max and mean of the codes over the patches in the windo
 (core frames), max over all its patches]`` (``3 k`` values): the centre tells a call centred
 in the window from one at its edge, which is what a detector is trained on.
 
+With ``fpatch`` > 0 a patch spans ``fpatch`` bands instead of all of them, cut every
+``fstride`` bands; the codes are pooled over time at each of the ``Q`` band positions
+separately (``3 k Q`` values). A patch then sees a call's own band only, so noise in other
+bands does not change its code: on the MERIDIAN up-calls, trained in one basin and scored in
+another, this ranked calls better (benchmarks/README.md).
+
 Training is mini-batch spherical k-means (Sculley 2010) in the ordinary training loop: the
 first batch (or :meth:`prepare`'s sample, which ``wsd train`` draws at random from all
 training windows) fixes the whitening and seeds the centroids; every step assigns the
@@ -41,11 +47,15 @@ class KMeansEncoder(WsdModel):
     """Convolutional spherical k-means dictionary; embedding = pooled patch codes."""
 
     kind = "kmeans"
-    defaults = {"k": 256, "patch": 16, "tpool": 2, "pca": 96, "alpha": 0.25, "core": 0,
+    defaults = {"k": 256, "patch": 16, "fpatch": 0, "fstride": 4, "tpool": 2, "pca": 96,
+                "alpha": 0.25, "core": 0,
                 "clip_lo": -2.0, "clip_hi": 5.0, "whiten_eps": 0.1, "prepare_windows": 4096}
     param_docs = {
-        "k": "number of centroids (the embedding has 3 k values)",
+        "k": "number of centroids (the embedding has 3 k values per band position)",
         "patch": "frames of a patch, after pooling by tpool",
+        "fpatch": "bands of a patch (0: all); patches of fewer bands are cut every fstride "
+                  "bands and coded at each of those positions separately",
+        "fstride": "bands between the patches of fpatch bands",
         "tpool": "frames averaged into one before patches are cut",
         "pca": "whitened dimensions a patch keeps",
         "alpha": "activation offset: a code is max(0, d . z - alpha)",
@@ -71,9 +81,15 @@ class KMeansEncoder(WsdModel):
         self._require(self.frames // tp >= patch,
                       f"a window of {self.frames} frames pooled by {tp} is shorter than a "
                       f"patch of {patch}; lower --arch-param patch or tpool")
-        dim = patch * self.bins
+        fp = c["fpatch"] or self.bins
+        self._require(1 <= fp <= self.bins, f"fpatch must be between 0 and {self.bins} "
+                      "(the bands)")
+        self._require(c["fstride"] >= 1, "fstride must be >= 1")
+        self.fpatch = fp
+        self.n_fpos = (self.bins - fp) // c["fstride"] + 1
+        dim = patch * fp
         self._require(1 <= c["pca"] <= dim, f"pca must be between 1 and {dim} "
-                      f"(patch x bins)")
+                      f"(patch x fpatch)")
         self._require(c["k"] >= 1, "k must be >= 1")
         self._require(c["clip_lo"] < c["clip_hi"], "clip_lo must be below clip_hi")
         n_patch = self.frames // tp - patch + 1
@@ -90,34 +106,38 @@ class KMeansEncoder(WsdModel):
         self.dictionary = nn.Linear(c["pca"], c["k"], bias=False)
         with torch.no_grad():
             self.dictionary.weight.copy_(F.normalize(self.dictionary.weight, dim=1))
-        self.embedding_dim = 3 * c["k"]
+        self.embedding_dim = 3 * c["k"] * self.n_fpos
 
     # ---------------------------------------------------------------- encoder
     def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, F)`` -> centred patches ``(B, P, patch * F)`` (time-major)."""
+        """``(B, T, F)`` -> centred patches ``(B, P * Q, patch * fpatch)`` (``Q`` band
+        positions; time-major)."""
         c = self.config
         x = x.float().clamp(c["clip_lo"], c["clip_hi"])
         tp = c["tpool"]
         t = self.frames // tp * tp
         x = x[:, :t].reshape(x.shape[0], t // tp, tp, self.bins).mean(2)
-        p = x.unfold(1, c["patch"], 1).transpose(2, 3)  # (B, P, patch, F)
-        p = p.reshape(p.shape[0], p.shape[1], -1)
+        p = x.unfold(1, c["patch"], 1).unfold(2, self.fpatch, c["fstride"])
+        # (B, P, Q, patch, fpatch) -> (B, P * Q, patch * fpatch), time-major as before
+        p = p.reshape(p.shape[0], p.shape[1] * p.shape[2], -1)
         return p - p.mean(-1, keepdim=True)
 
     def _white(self, p: torch.Tensor) -> torch.Tensor:
         return F.normalize((p - self.mu) @ self.whiten, dim=-1)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, F)`` -> patch codes ``(B, P, k)``."""
+        """``(B, T, F)`` -> patch codes ``(B, P, Q, k)``."""
         with _no_autocast(x):
             z = self._white(self._patches(x))
-            return torch.relu(self.dictionary(z) - self.config["alpha"])
+            a = torch.relu(self.dictionary(z) - self.config["alpha"])
+            return a.reshape(a.shape[0], self.n_patch, self.n_fpos, -1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         a = self.codes(x)
         core = a[:, self.core_at: self.core_at + self.n_core]
-        return torch.cat([core.amax(1), core.mean(1), a.amax(1)], dim=1)
+        return torch.cat([core.amax(1).flatten(1), core.mean(1).flatten(1),
+                          a.amax(1).flatten(1)], dim=1)
 
     # ---------------------------------------------------------------- training
     @torch.no_grad()

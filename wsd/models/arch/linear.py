@@ -7,6 +7,13 @@ whose weights come from scikit-learn's L2-regularised logistic regression (balan
 weights, :mod:`wsd.models.probe`). Its input is an embedding, seen as a window of one frame
 of ``dim`` bins, so the same model file scores an embeddings file with ``wsd detect`` and
 ranks uncertain windows with ``wsd search --uncertain``.
+
+With ``--arch-param norm=recording`` every embedding is first standardised by the mean and
+standard deviation of its own recording's rows (each feature; :func:`wsd.models.probe.
+recording_standardised`), at training and at scoring: a site's or a day's noise shifts
+every window of its recordings alike, and what is left is what stands out in the
+recording. On the MERIDIAN up-calls (trained in one basin, scored in another) this lifted
+event F1 and AP (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -20,15 +27,21 @@ from wsd.models import register
 from wsd.models.classifier import ClassifierModel
 
 
+#: How a probe standardises its input (``norm``).
+NORMS = ("global", "recording")
+
+
 @register("linear")
 class LinearProbe(ClassifierModel):
     """Logistic-regression probe on embeddings; embedding = the standardised input."""
 
     input_kind = "embeddings"
-    defaults = {"n_classes": 2, "c": 1.0}
+    defaults = {"n_classes": 2, "c": 1.0, "norm": "global"}
     param_docs = {
         "n_classes": "number of classes (set from the labels)",
         "c": "inverse L2 regularisation strength of the logistic regression (sklearn's C)",
+        "norm": "global: standardise with the training rows' statistics; recording: first "
+                "standardise each row by its own recording's rows (mean and sd per feature)",
     }
     test_config = {"frames": 1, "bins": 8}
 
@@ -36,6 +49,8 @@ class LinearProbe(ClassifierModel):
         super().__init__(frames, bins, **arch_params)
         self._require(self.frames == 1, f"takes one embedding per row (frames=1), got "
                                         f"{self.frames}")
+        self._require(self.config["norm"] in NORMS,
+                      f"norm must be one of {', '.join(NORMS)} (got {self.config['norm']!r})")
         self.register_buffer("mean", torch.zeros(self.bins))
         self.register_buffer("scale", torch.ones(self.bins))
         self.out = nn.Linear(self.bins, self.n_classes)
