@@ -10,11 +10,12 @@ report HITS.h5) and download the marks; here a CSV made from the annotations sta
 the clicks: a hit overlapping an annotated up-call is marked yes ("upcall"), any other no
 ("noise").
 
-1. ``wsd slice`` both splits, ``wsd train`` the default encoder (kmeans) on train (no
-   labels), ``wsd embed`` both;
+1. ``wsd slice`` both splits, ``wsd train`` the README's detection encoder (kmeans on
+   patches of a few bands) on train (no labels), ``wsd embed`` both;
 2. round 0: ``wsd search`` train for the first annotated up-call (``--query-table``),
    ``wsd report`` the hits (the review page), marks from the annotations;
-3. each next round: ``wsd train --arch linear --labels marks.csv`` (a probe), ``wsd search
+3. each next round: ``wsd train --arch linear --labels marks.csv`` (a probe standardising
+   rows per recording, as in the README's recipe), ``wsd search
    --uncertain`` for the windows it is least sure of, more marks, until the marks hold the
    budget of up-calls;
 4. ``wsd detect`` val with the probe (``--calibrate recording --events peaks``, the README's
@@ -38,6 +39,10 @@ SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "64", "--step", "8"
          "--fmin", "30", "--fmax", "400", "--n-mels", "32"]
 WSD = ["wsd"]
 LABEL = "upcall"
+#: The README's detection recipe: the encoder ...
+ENCODER = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64"]
+#: ... and the probe.
+PROBE = ["-p", "norm=recording", "-p", "c=0.01"]
 EVENT_LENGTH = "1.33"  # s: the median duration of the train up-calls
 
 
@@ -76,7 +81,7 @@ def mark(hits_csv: str, truth) -> list[tuple]:
 def probe_and_score(emb_tr, emb_va, marks, val_truth, work: Path, name: str) -> dict:
     labels = write_table(work / f"{name}-marks.csv", marks)
     clf, det = work / f"{name}-probe.h5", work / f"{name}-det.h5"
-    wsd("train", emb_tr, "--arch", "linear", "--labels", labels, "--positive", LABEL,
+    wsd("train", emb_tr, "--arch", "linear", "--labels", labels, "--positive", LABEL, *PROBE,
         "-o", clf, "--force", "-q")
     # the detection recipe of the README (calibrated per recording, events around peaks);
     # a probe whose positives sit in one recording has no calibrated threshold: merge then
@@ -113,7 +118,7 @@ def loop(emb_tr, emb_va, train_truth, val_truth, budget: int, work: Path,
         labels = write_table(work / "marks.csv", marks)
         clf = work / "loop-probe.h5"
         wsd("train", emb_tr, "--arch", "linear", "--labels", labels, "--positive", LABEL,
-            "-o", clf, "--force", "-q")
+            *PROBE, "-o", clf, "--force", "-q")
         unc = work / f"round{rounds}.h5"
         wsd("search", emb_tr, "--uncertain", clf, "-k", per_round, "-o", unc, "--force",
             "-q")
@@ -163,12 +168,12 @@ def main() -> None:
     files = {s: sorted((base / "long" / s).glob("*/*.wav")) for s in ("train", "val")}
     win, emb = {}, {}
     for split in ("train", "val"):
-        win[split], emb[split] = work / f"{split}.h5", work / f"{split}-emb.h5"
+        win[split], emb[split] = work / f"{split}.h5", work / f"{split}-emb-bands.h5"
         if not win[split].exists():
             wsd("slice", *files[split], "-o", win[split], *SLICE, "-q")
-    enc = work / "enc.h5"
+    enc = work / "enc-bands.h5"
     if not enc.exists():
-        wsd("train", win["train"], "--seed", a.seed, "-o", enc, "-q")
+        wsd("train", win["train"], *ENCODER, "--seed", a.seed, "-o", enc, "-q")
     for split in ("train", "val"):
         if not emb[split].exists():
             wsd("embed", win[split], "--model", enc, "--rows", "windows", "-o", emb[split],
