@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from wsd.runtime import signals
 
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if args[:1] == ["slice"]:  # its worker processes start while we import and parse
+        _slice.start_early(args)
     _quiet_failed_writes()
     common.ARGV[:] = args
     import threading

@@ -1,6 +1,6 @@
 """Coordinator of ``wsd slice``: one task per long recording or per group of consecutive
-short ones (decode, window, store a shard), run serially, on local processes or on Dask,
-then the shards joined into one windows file.
+short ones (decode, window, store a shard), run serially, on local processes or on Dask;
+each finished shard joins the windows file in input order while later tasks still run.
 
 ``slice_group`` is a top-level function with a picklable task so that it runs the same
 in-process, in a local process pool or on a Dask worker.
@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from wsd.dsp.spectrogram import DTYPES, SpectrogramParams
 from wsd.errors import BadInputError, UsageError, WsdError
 from wsd.pipeline.progress import Progress
+
+if TYPE_CHECKING:  # the module imports nothing heavy: the CLI reads PRELOAD first thing
+    from wsd.dsp.spectrogram import SpectrogramParams
 
 JOIN_MODES = ("auto", "merge", "virtual")
 #: ``--join auto`` copies the windows into one file below this size, maps shards above it.
@@ -53,6 +55,8 @@ class SliceParams:
     drop_silence: bool = False
 
     def __post_init__(self):
+        from wsd.dsp.spectrogram import DTYPES
+
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)} (got {self.dtype})")
         if self.join not in JOIN_MODES:
@@ -69,7 +73,9 @@ class SliceParams:
 
 def start_workers(files: list, workers: int, scheduler: str | None = None) -> None:
     """Start the local worker processes' fork server (it imports :data:`PRELOAD`) while the
-    caller still reads headers; nothing for one worker, one task or on Dask."""
+    caller still reads headers; nothing for one worker, one task or on Dask. (The CLI
+    starts it earlier still, from the raw arguments: :func:`wsd.cli.slice.start_early`;
+    this is then a no-op.)"""
     if not scheduler and workers > 1 and len(group_files(files)) > 1:
         from wsd.runtime.executor import start_workers as start
 
@@ -247,7 +253,7 @@ def _check_settings(p: SpectrogramParams, progress: Progress) -> None:
 
 
 def _pow2(x: float) -> int:
-    return int(2 ** max(2, round(np.log2(max(x, 4)))))
+    return int(2 ** max(2, round(math.log2(max(x, 4)))))
 
 
 def _join(files, results, out: Path, params: SliceParams, history, labelled, folder,
@@ -255,6 +261,8 @@ def _join(files, results, out: Path, params: SliceParams, history, labelled, fol
     """Finish the output ``joiner`` has been writing since the first shard came (what is
     left to copy, the rows, sources and header), rename it into place and tidy the shard
     folder."""
+    import numpy as np
+
     from wsd.io.store.atomic import writing
 
     p = params.spectrogram
