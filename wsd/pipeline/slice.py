@@ -8,6 +8,7 @@ in-process, in a local process pool or on a Dask worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -274,9 +275,14 @@ def _join(files, results, out: Path, params: SliceParams, history, labelled, fol
     nbytes = n_win * p.frames * p.bins * np.dtype(params.dtype).itemsize
     header = {"params": params.as_attrs(), "spectrogram": p.as_dict(), "history": history,
               "units": p.units}
+    if len(joiner.shards) != len(results) or joiner.n != n_win:  # every shard, in order
+        raise AssertionError(f"joined {len(joiner.shards)} shards ({joiner.n} windows) of "
+                             f"{len(results)} ({n_win})")
     mode = joiner.final_mode()
-    with progress.task("joining", joiner.pending if mode == "merge" else n_win,
-                       "windows") as advance:
+    # a merge has copied the windows as the shards came: a bar only for what is left
+    bar = progress.task("joining", joiner.pending if mode == "merge" else n_win, "windows") \
+        if mode != "merge" or joiner.pending else contextlib.nullcontext(None)
+    with bar as advance:
         with writing(joined):
             joiner.finish(freqs=p.freqs(), header=header,
                           progress=advance if mode == "merge" else None)
