@@ -205,7 +205,7 @@ def test_workers_fork_server_starts_from_the_raw_arguments(tmp_path, monkeypatch
     imports overlap with the coordinator's); not for one worker, one file, --scheduler,
     --help or a --workers the parser will refuse."""
     import wsd.runtime.executor as ex
-    from wsd.cli.slice import start_early
+    from wsd.cli.early import start_early
     from wsd.pipeline.slice import PRELOAD
 
     started = []

@@ -75,7 +75,7 @@ class SliceParams:
 def start_workers(files: list, workers: int, scheduler: str | None = None) -> None:
     """Start the local worker processes' fork server (it imports :data:`PRELOAD`) while the
     caller still reads headers; nothing for one worker, one task or on Dask. (The CLI
-    starts it earlier still, from the raw arguments: :func:`wsd.cli.slice.start_early`;
+    starts it earlier still, from the raw arguments: :func:`wsd.cli.early.start_early`;
     this is then a no-op.)"""
     if not scheduler and workers > 1 and len(group_files(files)) > 1:
         from wsd.runtime.executor import start_workers as start
