@@ -80,16 +80,16 @@ def __getattr__(name: str):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, called without ``argv``, exit with) the status of
     DESIGN.md's table. Every error is one line on stderr, ``wsd: error: PATH: reason``."""
-    import signal
-
-    from wsd.cli import common
-    from wsd.runtime import signals
-
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if args[:1] == ["slice"]:  # its worker processes start while we import and parse
         from wsd.cli.early import start_early
 
         start_early(args)
+    import signal
+
+    from wsd.cli import common
+    from wsd.runtime import signals
+
     _quiet_failed_writes()
     common.ARGV[:] = args
     import threading
