@@ -16,10 +16,14 @@ Prints one table:
 * workers: four 10-minute mp3s, four 30-minute ones (``--workers-minutes``) and the 200
   flac files, sliced with ``--workers 1`` and ``--workers 2`` into one merged file
   (speed-up; >= 1.7 is the target on a machine with two idle cores), with the cores kept
-  busy on average (CPU time / wall time): a speed-up can only show when the machine has
-  them free. The worker processes fork from a server that imports the libraries once (about
-  0.8 s of CPU, started while the coordinator reads the headers); the merge of the shards
-  into one file (about 0.4 s for 200 MB of windows) is serial.
+  busy on average (CPU time / wall time) and the cores other processes used meanwhile
+  (``/proc/stat``, Linux): a speed-up can only show when the machine has them free. The
+  worker processes fork from a server that imports the libraries once (about 0.7 s of CPU,
+  started first thing, beside the coordinator's own start-up); each finished shard is
+  copied into the output while later ones are sliced, so what stays serial is the
+  start-up, the last shard's copy and the output's rows. Each timed run writes a new
+  output (the previous round's is deleted first, untimed: replacing a 200 MB file written
+  seconds before waits for its write-back, 0.1-0.7 s here, whatever the workers).
 * memory: peak RSS (``os.wait4``'s ru_maxrss of the ``wsd slice`` child) for 30-minute and
   2-hour 44.1 kHz wav and mp3 files (target < 500 MB and independent of length).
 
@@ -173,14 +177,26 @@ def run_child(cmd: list[str]) -> tuple[float, int, float]:
     return wall, ru.ru_maxrss // 1024, ru.ru_utime + ru.ru_stime
 
 
-def run_tree(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child and all its descendants), polling the process
-    tree with psutil every 50 ms (worker processes are not reaped by the child itself, so
-    ``wait4`` does not count them). CPU is nan without psutil."""
+def busy_cpu() -> float:
+    """CPU seconds all processes have used since boot (``/proc/stat``; nan elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def run_tree(cmd: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of the child and all its descendants, cores that other
+    processes kept busy meanwhile), polling the process tree with psutil every 50 ms
+    (worker processes are not reaped by the child itself, so ``wait4`` does not count
+    them). CPU is nan without psutil."""
     try:
         import psutil
     except ImportError:
-        return run_child(cmd)[0], float("nan")
+        return run_child(cmd)[0], float("nan"), float("nan")
+    busy0 = busy_cpu()
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, float] = {}
@@ -194,9 +210,10 @@ def run_tree(cmd: list[str]) -> tuple[float, float]:
             pass
         time.sleep(0.05)
     wall = time.perf_counter() - t
+    others = max(0.0, busy_cpu() - busy0 - sum(seen.values())) / wall
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}")
-    return wall, sum(seen.values())
+    return wall, sum(seen.values()), others
 
 
 #: The bare loop's work, as wsd flags (the seed's front end: 512/256 linear dB, 32-frame
@@ -278,16 +295,17 @@ def main(argv=None) -> int:
                 many = many or flacs
                 t1, t2 = [], []
                 for _ in range(max(1, a.rounds - 1)):
-                    t1.append(run_tree(wsd_cmd(many, tmp / "j1.h5", "--workers", "1")))
-                    t2.append(run_tree(wsd_cmd(many, tmp / "j2.h5", "--workers", "2")))
-                w1, w2 = min(t[0] for t in t1), min(t[0] for t in t2)
+                    for ts, name, w in ((t1, "j1.h5", "1"), (t2, "j2.h5", "2")):
+                        (tmp / name).unlink(missing_ok=True)  # no replace (see above)
+                        ts.append(run_tree(wsd_cmd(many, tmp / name, "--workers", w)))
+                b1, b2 = min(t1), min(t2)  # the best run of each
                 # cores busy on average = CPU time (workers included) / wall time
-                c1, c2 = (max(t[1] / t[0] for t in ts) for ts in (t1, t2))
                 shape = f"4 x {minutes:g} min mp3" if src else \
                     f"{a.files} x {a.file_seconds:g} s flac"
                 rows.append((f"workers, {shape}",
-                             f"1: {w1:.2f} s ({c1:.1f} cores busy), 2: {w2:.2f} s ({c2:.1f})",
-                             f"speed-up {w1 / w2:.2f}",
+                             f"1: {b1[0]:.2f} s ({b1[1] / b1[0]:.1f} cores busy, others "
+                             f"{b1[2]:.1f}), 2: {b2[0]:.2f} s ({b2[1] / b2[0]:.1f}, others "
+                             f"{b2[2]:.1f})", f"speed-up {b1[0] / b2[0]:.2f}",
                              f"target >= 1.7 ({os.cpu_count()} cores)"))
             long.unlink()
         if not a.skip_memory:

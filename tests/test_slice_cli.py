@@ -198,3 +198,27 @@ def test_start_up_imports_nothing_heavy(tmp_path):
                          str(tmp_path / "w.h5"), "-q"], capture_output=True, text=True,
                         check=True).stdout.split()
     assert sl[0] == "0" and "torch" not in sl and "matplotlib" not in sl, sl
+
+
+def test_workers_fork_server_starts_from_the_raw_arguments(tmp_path, monkeypatch):
+    """`slice --workers N` with several inputs starts the fork server before parsing (its
+    imports overlap with the coordinator's); not for one worker, one file, --scheduler,
+    --help or a --workers the parser will refuse."""
+    import wsd.runtime.executor as ex
+    from wsd.cli.early import start_early
+    from wsd.pipeline.slice import PRELOAD
+
+    started = []
+    monkeypatch.setattr(ex, "start_workers", lambda n, preload: started.append((n, preload)))
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    for p in (a, b):
+        p.write_bytes(b"x")
+    cases = [(["--workers", "2", a, b], 2), (["-j3", a, b], 3), (["--workers=2", tmp_path], 2),
+             (["-j", "2", "@list.txt"], 2), (["-j", "2", "--", a, b], 2),
+             (["--workers", "2", a], None), (["-j", "1", a, b], None),
+             (["-j", "2", a, b, "--scheduler", "tcp://h:1"], None),
+             (["-j", "2", a, b, "--help"], None), (["-j", "two", a, b], None), ([a, b], None)]
+    for args, want in cases:
+        started.clear()
+        start_early(["slice", *map(str, args), "-o", str(tmp_path / "o.h5")])
+        assert started == ([(want, PRELOAD)] if want else []), args

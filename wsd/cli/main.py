@@ -1,70 +1,95 @@
-"""``wsd`` entry point: the typer app, and the mapping of errors to exit statuses."""
+"""``wsd`` entry point: the typer app (built on first use), and the mapping of errors to exit
+statuses."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import typer
 
-from wsd import __version__
-from wsd.cli import cluster as _cluster
-from wsd.cli import detect as _detect
-from wsd.cli import embed as _embed
-from wsd.cli import export as _export
-from wsd.cli import info as _info
-from wsd.cli import report as _report
-from wsd.cli import search as _search
-from wsd.cli import slice as _slice
-from wsd.cli import train as _train
+def _build_app():
+    """The typer app with every command (imports typer and the command modules)."""
+    import typer
 
-app = typer.Typer(
-    name="wsd",
-    help="Find, sort and flag whale and dolphin sounds in recording archives too large to "
-         "listen to. Each command reads and writes self-describing HDF5; see `man wsd` or "
-         "`wsd COMMAND --help`.",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+    from wsd import __version__
+    from wsd.cli import cluster as _cluster
+    from wsd.cli import detect as _detect
+    from wsd.cli import embed as _embed
+    from wsd.cli import export as _export
+    from wsd.cli import info as _info
+    from wsd.cli import report as _report
+    from wsd.cli import search as _search
+    from wsd.cli import slice as _slice
+    from wsd.cli import train as _train
+
+    app = typer.Typer(
+        name="wsd",
+        help="Find, sort and flag whale and dolphin sounds in recording archives too large "
+             "to listen to. Each command reads and writes self-describing HDF5; see `man wsd` "
+             "or `wsd COMMAND --help`.",
+        no_args_is_help=True,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+
+    def _version(value: bool):
+        if value:
+            print(f"wsd {__version__}")
+            raise typer.Exit()
+
+    @app.callback()
+    def _root(version: bool = typer.Option(False, "--version", callback=_version,
+                                           is_eager=True, help="Print the version and exit.")):
+        """Find, sort and flag whale and dolphin sounds in recording archives too large to
+        listen to."""
+
+    app.command("slice")(_slice.slice_cmd)
+    app.command("train")(_train.train_cmd)
+    app.command("embed")(_embed.embed_cmd)
+    app.command("detect")(_detect.detect_cmd)
+    app.command("cluster")(_cluster.cluster_cmd)
+    app.command("search")(_search.search_cmd)
+    app.command("index")(_search.index_cmd)
+    app.command("report")(_report.report_cmd)
+    app.command("info")(_info.info_cmd)
+    app.command("export")(_export.export_cmd)
+    return app
 
 
-def _version(value: bool):
-    if value:
-        print(f"wsd {__version__}")
-        raise typer.Exit()
+_app = None
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")):
-    """Find, sort and flag whale and dolphin sounds in recording archives too large to
-    listen to."""
+def get_app():
+    """The typer app, built on first use (``wsd.cli.main.app`` is the same)."""
+    global _app
+    if _app is None:
+        _app = _build_app()
+    return _app
 
 
-app.command("slice")(_slice.slice_cmd)
-app.command("train")(_train.train_cmd)
-app.command("embed")(_embed.embed_cmd)
-app.command("detect")(_detect.detect_cmd)
-app.command("cluster")(_cluster.cluster_cmd)
-app.command("search")(_search.search_cmd)
-app.command("index")(_search.index_cmd)
-app.command("report")(_report.report_cmd)
-app.command("info")(_info.info_cmd)
-app.command("export")(_export.export_cmd)
+def __getattr__(name: str):
+    # the app is built lazily, so that `wsd slice --workers N` can start its workers before
+    # typer and the command modules are imported (wsd.cli.early)
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, called without ``argv``, exit with) the status of
     DESIGN.md's table. Every error is one line on stderr, ``wsd: error: PATH: reason``."""
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if args[:1] == ["slice"]:  # its worker processes start while we import and parse
+        from wsd.cli.early import start_early
+
+        start_early(args)
     import signal
 
     from wsd.cli import common
     from wsd.runtime import signals
 
-    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     _quiet_failed_writes()
     common.ARGV[:] = args
     import threading
@@ -111,6 +136,7 @@ def _quiet_failed_writes() -> None:
 
 
 def _run(args: list[str]) -> int:
+    import typer
     import typer.exceptions as typer_exc
 
     try:  # typer >= 0.23 carries its own copy of click: its usage errors are those
@@ -123,7 +149,7 @@ def _run(args: list[str]) -> int:
     from wsd.errors import ExitStatus, WsdError
 
     show_tb = "--traceback" in args
-    cmd = typer.main.get_command(app)
+    cmd = typer.main.get_command(get_app())
     sub = next((a for a in args if not a.startswith("-")), None)
     if sub and ("-h" in args or "--help" in args):  # a command's help: the registry's names
         from wsd.cli.common import fill_help

@@ -141,3 +141,4 @@ def slice_cmd(
              f"({s['mode']}) in {output}"
              + (f" ({extra})" if extra else ""))
     return 0
+

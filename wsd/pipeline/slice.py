@@ -1,6 +1,6 @@
 """Coordinator of ``wsd slice``: one task per long recording or per group of consecutive
-short ones (decode, window, store a shard), run serially, on local processes or on Dask,
-then the shards joined into one windows file.
+short ones (decode, window, store a shard), run serially, on local processes or on Dask;
+each finished shard joins the windows file in input order while later tasks still run.
 
 ``slice_group`` is a top-level function with a picklable task so that it runs the same
 in-process, in a local process pool or on a Dask worker.
@@ -8,17 +8,20 @@ in-process, in a local process pool or on a Dask worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from wsd.dsp.spectrogram import DTYPES, SpectrogramParams
 from wsd.errors import BadInputError, UsageError, WsdError
 from wsd.pipeline.progress import Progress
+
+if TYPE_CHECKING:  # the module imports nothing heavy: the CLI reads PRELOAD first thing
+    from wsd.dsp.spectrogram import SpectrogramParams
 
 JOIN_MODES = ("auto", "merge", "virtual")
 #: ``--join auto`` copies the windows into one file below this size, maps shards above it.
@@ -53,6 +56,8 @@ class SliceParams:
     drop_silence: bool = False
 
     def __post_init__(self):
+        from wsd.dsp.spectrogram import DTYPES
+
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)} (got {self.dtype})")
         if self.join not in JOIN_MODES:
@@ -69,7 +74,9 @@ class SliceParams:
 
 def start_workers(files: list, workers: int, scheduler: str | None = None) -> None:
     """Start the local worker processes' fork server (it imports :data:`PRELOAD`) while the
-    caller still reads headers; nothing for one worker, one task or on Dask."""
+    caller still reads headers; nothing for one worker, one task or on Dask. (The CLI
+    starts it earlier still, from the raw arguments: :func:`wsd.cli.early.start_early`;
+    this is then a no-op.)"""
     if not scheduler and workers > 1 and len(group_files(files)) > 1:
         from wsd.runtime.executor import start_workers as start
 
@@ -164,6 +171,8 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
     that a re-run resumes. A second process writing the same output is refused (exit 73)
     while this one runs."""
     from wsd.io.store import check_output, output_lock
+    from wsd.io.store.atomic import AtomicOutput, writing
+    from wsd.io.store.windows import Join
     from wsd.pipeline.slice_file import SliceResult, SliceTask, slice_group
     from wsd.runtime.executor import run_tasks
     from wsd.runtime.shards import ShardFolder
@@ -189,6 +198,15 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
                            names=tuple(str(files[i]) for i in g), silence=silence)
                  for g in group_files(files)]
         results: dict[int, SliceResult] = {}
+        p = params.spectrogram
+        # the output is written while the tasks run: each finished shard joins it in input
+        # order as soon as those before it have (a merge copies its windows then)
+        joined = AtomicOutput(out, force)
+        joiner = Join(joined.tmp, out.name, frames=p.frames, bins=p.bins, dtype=params.dtype,
+                      mode=params.join, limit_bytes=MERGE_LIMIT_BYTES,
+                      row_names=["start_s", "end_s", "padded"] + (["label"] if labelled else []))
+        order = iter(tasks)
+        nxt = [next(order, None)]
         try:
             with progress.task("slicing", len(files), "files") as advance:
                 def got(r):
@@ -199,11 +217,17 @@ def run_slice(files: list[Path], out: Path, params: SliceParams, history: list[s
                         if f.error:
                             progress.warn(f"skipped: {f.error}", f.path)
                     advance(len(r.files), status=Path(r.files[-1].path).name[:40])
+                    while nxt[0] is not None and nxt[0].index in results:
+                        with writing(joined):
+                            joiner.add(results[nxt[0].index].shard)
+                        nxt[0] = next(order, None)
                 run_tasks(slice_group, tasks, workers=params.workers, scheduler=scheduler,
                           on_result=got, preload=PRELOAD)
             summary = _join(files, [results[t.index] for t in tasks], out, params, history,
-                            force, labelled, folder, progress)
+                            labelled, folder, progress, joined, joiner)
         except BaseException:
+            joiner.close()
+            joined.abort()
             folder.remove_stale_temps()  # this run's own temporaries; finished shards stay
             raise
     return summary
@@ -230,13 +254,17 @@ def _check_settings(p: SpectrogramParams, progress: Progress) -> None:
 
 
 def _pow2(x: float) -> int:
-    return int(2 ** max(2, round(np.log2(max(x, 4)))))
+    return int(2 ** max(2, round(math.log2(max(x, 4)))))
 
 
-def _join(files, results, out: Path, params: SliceParams, history, force, labelled, folder,
-          progress: Progress) -> dict:
-    from wsd.io.store import atomic_output
-    from wsd.io.store.windows import join
+def _join(files, results, out: Path, params: SliceParams, history, labelled, folder,
+          progress: Progress, joined, joiner) -> dict:
+    """Finish the output ``joiner`` has been writing since the first shard came (what is
+    left to copy, the rows, sources and header), rename it into place and tidy the shard
+    folder."""
+    import numpy as np
+
+    from wsd.io.store.atomic import writing
 
     p = params.spectrogram
     fs = [f for r in results for f in r.files]
@@ -245,17 +273,20 @@ def _join(files, results, out: Path, params: SliceParams, history, force, labell
         raise BadInputError("no input file could be sliced (all were skipped as bad)")
     n_win = sum(f.n_windows for f in fs)
     nbytes = n_win * p.frames * p.bins * np.dtype(params.dtype).itemsize
-    mode = params.join
-    if mode == "auto":
-        mode = "merge" if nbytes < MERGE_LIMIT_BYTES else "virtual"
     header = {"params": params.as_attrs(), "spectrogram": p.as_dict(), "history": history,
               "units": p.units}
-    with progress.task("joining", n_win, "windows") as advance, \
-            atomic_output(out, force) as tmp:
-        join(tmp, out.name, [r.shard for r in results], frames=p.frames, bins=p.bins,
-             dtype=params.dtype, freqs=p.freqs(), header=header, mode=mode,
-             row_names=["start_s", "end_s", "padded"] + (["label"] if labelled else []),
-             progress=advance)
+    if len(joiner.shards) != len(results) or joiner.n != n_win:  # every shard, in order
+        raise AssertionError(f"joined {len(joiner.shards)} shards ({joiner.n} windows) of "
+                             f"{len(results)} ({n_win})")
+    mode = joiner.final_mode()
+    # a merge has copied the windows as the shards came: a bar only for what is left
+    bar = progress.task("joining", joiner.pending if mode == "merge" else n_win, "windows") \
+        if mode != "merge" or joiner.pending else contextlib.nullcontext(None)
+    with bar as advance:
+        with writing(joined):
+            joiner.finish(freqs=p.freqs(), header=header,
+                          progress=advance if mode == "merge" else None)
+        joined.commit()
     if mode == "merge":
         folder.remove()
     else:

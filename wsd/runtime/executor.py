@@ -99,18 +99,22 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
     if preload:
         ctx.set_forkserver_preload(list(preload))
     threads = max(1, cpu_count() // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads,))
+    pending: set = set()
+    try:
         pending = {pool.submit(fn, t) for t in tasks}
-        try:
-            while pending:
-                # each result as it comes (progress, warnings), not all at the end
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    done(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+        while pending:
+            # each result as it comes (progress, warnings), not all at the end
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                done(fut.result())
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    # every task is done: the idle workers exit while the caller goes on (joining the
+    # output, say); the pool's thread reaps them (and Python waits for it at exit)
+    pool.shutdown(wait=False)
     return results

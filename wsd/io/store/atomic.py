@@ -33,11 +33,33 @@ def temp_path(path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
+class _Same:
+    """Whether an input is the output ``path``: the same file (device and inode) when both
+    exist, else the same real path. Made for many inputs (thousands are checked in
+    milliseconds): the output is looked at once, and an input's path is resolved only where
+    it could name the output (a symlink, or the output's real file name)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            st = os.stat(path)
+            self.key = (st.st_dev, st.st_ino)
+        except OSError:
+            self.key = None
+        self.real = os.path.realpath(path)
+        self.name = os.path.basename(self.real)
+
+    def __call__(self, i: Path) -> bool:
+        if self.key is not None:
+            try:
+                st = os.stat(i)
+                return (st.st_dev, st.st_ino) == self.key
+            except OSError:
+                pass
+        name = os.path.basename(i)
+        if name == self.name or name in ("", ".", "..") or os.path.islink(i):
+            return os.path.realpath(i) == self.real
+        return False
 
 
 def check_output(path, force: bool, inputs: Iterable = (), folder: bool = False) -> Path:
@@ -45,14 +67,14 @@ def check_output(path, force: bool, inputs: Iterable = (), folder: bool = False)
     (or, for a ``folder`` output, holds) one of ``inputs``, or whose folder is missing or not
     writable."""
     path = Path(path)
+    same = _Same(path)
     for i in inputs:
         if i is None:
             continue
         i = Path(i)
-        if _same(path, i):
+        if same(i):
             raise OutputError(f"is also an input ({i}): it would be overwritten", path)
-        inside = os.path.realpath(i).startswith(os.path.realpath(path) + os.sep)
-        if folder and inside:
+        if folder and os.path.realpath(i).startswith(os.path.realpath(path) + os.sep):
             raise OutputError(f"holds an input ({i}): replacing the folder would delete it",
                               path)
     if not folder and path.is_dir():
@@ -221,8 +243,19 @@ def atomic_output(path, force: bool = False, *, folder: bool = False,
     temporary is removed and the error raised; an OSError met writing becomes a one-line
     :class:`WsdIOError` naming ``path`` (exit 74)."""
     out = AtomicOutput(path, force, folder=folder, inputs=inputs)
-    try:
+    with writing(out):
         yield out.tmp
+    out.commit()
+
+
+@contextlib.contextmanager
+def writing(out: AtomicOutput) -> Iterator[None]:
+    """A block that writes ``out``'s temporary: on any failure the temporary is removed and
+    the error raised, an OSError met writing as a one-line :class:`WsdIOError` naming the
+    output (exit 74), as in :func:`atomic_output`. For an output written in several blocks
+    (between which other work runs), committed by the caller."""
+    try:
+        yield
     except RuntimeError as e:
         out.abort()
         if write_failure(e):
@@ -239,7 +272,6 @@ def atomic_output(path, force: bool = False, *, folder: bool = False,
     except BaseException:
         out.abort()
         raise
-    out.commit()
 
 
 def remove_stale_temps(folder, owner=lambda name: True) -> None:

@@ -70,7 +70,7 @@ class WsdFile:
             from wsd.io.store.kinds import validate
 
             validate(self)
-        except OSError as e:  # h5py met damaged bytes in the file's metadata
+        except (OSError, RuntimeError) as e:  # h5py met damaged bytes in the metadata
             self.f.close()
             raise BadInputError(f"damaged HDF5 file ({_first_line(e)})", path) from None
         except BaseException:
