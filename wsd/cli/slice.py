@@ -141,4 +141,3 @@ def slice_cmd(
              f"({s['mode']}) in {output}"
              + (f" ({extra})" if extra else ""))
     return 0
-
