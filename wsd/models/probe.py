@@ -23,13 +23,20 @@ SCORE_BLOCK = 65536
 RECORDING_SD_FLOOR = 1e-3
 
 
-def recording_blocks(z, source_id: np.ndarray, block: int = SCORE_BLOCK):
+#: ``norm=recording``: bytes of embeddings read at a time (a block of rows of one recording).
+RECORDING_BLOCK_BYTES = 64 << 20
+
+
+def recording_blocks(z, source_id: np.ndarray, block: int | None = None):
     """Rows of ``z`` (an array or an HDF5 dataset, ``(n, D)``) standardised per recording:
     each feature minus its mean over the recording's rows, over their standard deviation
     plus :data:`RECORDING_SD_FLOOR`. Yields ``(row numbers, standardised rows)`` a recording
-    and at most ``block`` rows at a time; a recording longer than a block is read twice
-    (its statistics, then its rows), so memory stays bounded whatever its length."""
+    and at most ``block`` rows at a time (default: :data:`RECORDING_BLOCK_BYTES` of
+    float32 rows); a recording longer than a block is read twice (its statistics, then its
+    rows), so memory stays bounded whatever its length."""
     sid = np.asarray(source_id)
+    if block is None:
+        block = max(1, RECORDING_BLOCK_BYTES // (4 * max(1, int(np.shape(z)[1]))))
     order = np.argsort(sid, kind="stable")
     for rows in np.split(order, np.flatnonzero(np.diff(sid[order])) + 1):
         if not len(rows):
@@ -39,8 +46,8 @@ def recording_blocks(z, source_id: np.ndarray, block: int = SCORE_BLOCK):
         s1 = s2 = 0.0
         for i, r in enumerate(parts):
             x = cache[i] if cache else _read_rows(z, r)
-            s1 = s1 + x.sum(0)
-            s2 = s2 + np.square(x).sum(0)
+            s1 = s1 + x.sum(0, dtype=np.float64)
+            s2 = s2 + np.square(x, dtype=np.float64).sum(0)
         mean = s1 / len(rows)
         sd = np.sqrt(np.maximum(s2 / len(rows) - np.square(mean), 0.0)) + RECORDING_SD_FLOOR
         for i, r in enumerate(parts):
@@ -49,10 +56,10 @@ def recording_blocks(z, source_id: np.ndarray, block: int = SCORE_BLOCK):
 
 
 def _read_rows(z, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (increasing) of an array or HDF5 dataset, as float64."""
+    """Rows ``rows`` (increasing) of an array or HDF5 dataset, as float32."""
     if rows[-1] - rows[0] + 1 == len(rows):  # contiguous: one slice
-        return np.asarray(z[int(rows[0]):int(rows[-1]) + 1], np.float64)
-    return np.asarray(z[rows], np.float64)
+        return np.asarray(z[int(rows[0]):int(rows[-1]) + 1], np.float32)
+    return np.asarray(z[rows], np.float32)
 
 
 def recording_standardised(z: np.ndarray, source_id: np.ndarray) -> np.ndarray:

@@ -254,11 +254,11 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
         progress.warn("these embeddings were made by another encoder than the probe was "
                       "trained on; scores may mean nothing", f.path)
     cal = p.calibrate == "recording"
+    sid = f.read("source_id")
     with progress.task("detecting", f.n, "windows") as advance:
-        score = probe.predict_rows(f.f["embeddings"], advance, logit=cal,
-                                   source_id=f.read("source_id"))
+        score = probe.predict_rows(f.f["embeddings"], advance, logit=cal, source_id=sid)
     if cal:
-        score = calibrated(score, f.read("source_id"))
+        score = calibrated(score, sid)
         thr = calibrated_threshold(p, info["params"], str(p.model))
     else:
         thr = float(p.threshold if p.threshold is not None else probe.threshold)
@@ -270,8 +270,7 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
               "embeddings_id": f.file_id, **event_params(p, f)}
     metrics = None
     if f.has("label"):
-        metrics = evaluate(f.read("label"), truth_label, score, decided, f.read("source_id"),
-                           thr)
+        metrics = evaluate(f.read("label"), truth_label, score, decided, sid, thr)
     hist = list(dict.fromkeys(f.history + info["history"])) + history
     with atomic_output(out, force) as tmp:
         w = RowWriter(tmp, "detections", params, f.spectrogram, hist, f.sources)
