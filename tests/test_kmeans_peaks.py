@@ -154,6 +154,7 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
     r = wsd("train", emb, "--arch", "linear", "--labels", d / "labels.csv", "--positive",
             "up", "-p", "nrom=recording", "-o", tmp_path / "typo.h5")
     assert r.code == 2 and "nrom" in r.err and "norm" in r.err, r.err
+    assert "wsd train --arch linear -p help explains them" in " ".join(r.err.split())
     assert not (tmp_path / "typo.h5").exists()
     saved = load_model(clf)
     assert saved["config"]["norm"] == ("recording" if probe else "global")

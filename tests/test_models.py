@@ -332,3 +332,18 @@ def test_lstm_inference_split_to_bound_memory(monkeypatch):
                                atol=1e-5)
     assert _build("convae") \
         .max_inference_batch() is None
+
+
+@pytest.mark.parametrize("name", ["kmeans", "linear", "convae"])
+def test_arch_param_help_lists_every_key_with_its_meaning(name, wsd, tmp_path):
+    """`wsd train --arch NAME -p help` prints every key, its default and its doc line and
+    exits 0 without reading the input or writing the output."""
+    cls = registry.get(name)
+    out = tmp_path / "m.h5"
+    r = wsd("train", tmp_path / "absent.h5", "--arch", name, "-p", "help", "-o", out)
+    assert r.code == 0, r.err
+    assert not out.exists()
+    text = " ".join(r.out.split())
+    for key, default in cls.defaults.items():
+        assert f"{key} [default {default!r}]" in text
+        assert " ".join(cls.param_docs[key].split()) in text

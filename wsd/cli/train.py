@@ -23,16 +23,37 @@ def parse_arch_params(items: list[str]) -> dict:
     return out
 
 
+def _print_arch_params(arch: str) -> None:
+    """``-p help``: each --arch-param key of ``arch`` with its default and meaning."""
+    import textwrap
+
+    from wsd import models
+
+    cls = models.get(arch)
+    doc = (cls.__doc__ or "").strip().split("\n")[0]
+    lines = [f"{arch}: {doc}", "", "--arch-param keys (-p key=value):"]
+    width = max((len(k) for k in cls.defaults), default=0)
+    for key, default in cls.defaults.items():
+        head = f"  {key:<{width}}  [default {default!r}]  "
+        text = cls.param_docs.get(key, "")
+        lines.append(textwrap.fill(text, 88, initial_indent=head,
+                                   subsequent_indent=" " * (width + 4)) if text else head)
+    if not cls.defaults:
+        lines.append("  none")
+    typer.echo("\n".join(lines))
+
+
 def train_cmd(
     windows: Path = typer.Argument(..., metavar="WINDOWS.h5", help="Windows file from "
                                    "wsd slice (or an embeddings file, for --arch linear)."),
     arch: str = typer.Option("kmeans", "--arch", "-a", help="Architecture: "
-                             "{architectures}; an unknown --arch-param key lists the valid "
-                             "ones. The default is the best measured self-supervised encoder "
+                             "{architectures}; `-p help` lists an architecture's "
+                             "--arch-param keys with their defaults and meaning. The default is the best measured self-supervised encoder "
                              "(benchmarks/quality.py: call types, up-calls, orca vs noise)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.h5)."),
     arch_param: List[str] = typer.Option([], "--arch-param", "-p", help="key=value option of "
-                                         "the architecture (repeatable), e.g. width=0.5."),
+                                         "the architecture (repeatable), e.g. width=0.5; "
+                                         "`-p help` lists them and exits."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training "
                                          "windows [default: the architecture's plan, e.g. "
                                          "about 300 steps for kmeans, 200 for "
@@ -107,6 +128,9 @@ def train_cmd(
     convolutional models train under bfloat16 autocast with channels-last weights by default
     (convae 3.7x faster measured); the lstm and attention models are fastest in float32.
     """
+    if "help" in arch_param:
+        _print_arch_params(arch)
+        raise typer.Exit(0)
     from wsd.errors import UsageError
     from wsd.io.store import check_output, open_file, output_lock
     from wsd.pipeline.train import TrainParams, train

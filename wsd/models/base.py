@@ -148,7 +148,8 @@ class WsdModel(nn.Module):
             valid = ", ".join(f"{k} (default {v!r})" for k, v in cls.defaults.items())
             raise ArchParamError(
                 f"{cls.name}: unknown arch param {', '.join(unknown)}; "
-                f"valid keys: {valid or 'none'}"
+                f"valid keys: {valid or 'none'} (wsd train --arch {cls.name} -p help "
+                f"explains them)"
             )
         params = dict(cls.defaults)
         for key, value in raw.items():
