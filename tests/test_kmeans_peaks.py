@@ -122,7 +122,11 @@ def calls(tmp_path_factory):
     # the band recipe: patches of 8 of the 24 bands (3 positions), rows standardised per
     # recording by the probe
     (["-p", "fpatch=8", "-p", "fstride=8"], ["-p", "norm=recording", "-p", "c=0.01"], 288),
-], ids=["full-band", "band-patches-recording-norm"])
+    # ... with a second, full-band dictionary of 16 centroids beside it (saved and reloaded
+    # by train and embed)
+    (["-p", "fpatch=8", "-p", "fstride=8", "-p", "full=16", "-p", "full_pca=32"],
+     ["-p", "norm=recording", "-p", "c=0.01"], 288 + 48),
+], ids=["full-band", "band-patches-recording-norm", "band-and-full-dictionaries"])
 def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encoder, probe,
                                                     dim):
     d = calls

@@ -122,3 +122,39 @@ def test_fpatch_is_checked():
         models.build("kmeans", 64, 32, fpatch=33)
     with pytest.raises(Exception, match="pca must be between"):
         models.build("kmeans", 64, 32, fpatch=4, patch=4, pca=96)
+
+
+def test_full_band_dictionary_beside_the_band_one():
+    """-p full=K: the band encoder's embedding, then the full-band encoder's, each exactly
+    what that encoder alone gives with the same dictionary."""
+    x = torch.randn(5, 64, 32)
+    both = _prepared(fpatch=8, fstride=8, full=12, full_pca=20)
+    assert both.embedding_dim == 3 * 16 * 4 + 3 * 12
+    band = models.build("kmeans", 64, 32, k=16, pca=24, fpatch=8, fstride=8)
+    band.load_state_dict({k: v for k, v in both.state_dict().items()
+                          if not k.startswith("full.")})
+    alone = models.build("kmeans", 64, 32, k=12, pca=20)
+    alone.load_state_dict({k[5:]: v for k, v in both.state_dict().items()
+                           if k.startswith("full.")})
+    e = both.encode(x)
+    assert torch.allclose(e[:, :192], band.encode(x))
+    assert torch.allclose(e[:, 192:], alone.encode(x))
+    assert bool(both.full.prepared)  # prepare() fixed the second dictionary's whitening too
+
+
+def test_full_band_dictionary_is_trained_too():
+    m = _prepared(fpatch=8, fstride=8, full=12, full_pca=20)
+    (opt,) = m.configure_optimizers(1e-3)
+    d0, f0 = m.dictionary.weight.clone(), m.full.dictionary.weight.clone()
+    losses = [m.train_step(torch.randn(32, 64, 32), [opt])["loss"] for _ in range(3)]
+    assert not torch.allclose(d0, m.dictionary.weight)
+    assert not torch.allclose(f0, m.full.dictionary.weight)
+    assert torch.allclose(m.full.dictionary.weight.norm(dim=1), torch.ones(12))
+    assert all(0 <= v <= 2 for v in losses) and float(m.full.counts.sum()) > 0
+
+
+def test_full_needs_band_patches():
+    with pytest.raises(Exception, match="needs band patches"):
+        models.build("kmeans", 64, 32, full=64)
+    with pytest.raises(Exception, match="full_pca must be between"):
+        models.build("kmeans", 64, 32, fpatch=8, full=8, patch=4, pca=16, full_pca=200)
