@@ -170,8 +170,14 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
     with open_file(det) as f:
         m = json.loads(f.attrs("/")["metrics_json"])["events"]
         length = f.read("events/end_s") - f.read("events/start_s")
+        ev_sid, ev_a, ev_b = (f.read(f"events/{k}") for k in ("source_id", "start_s", "end_s"))
+        for s in np.unique(ev_sid):
+            a, b = ev_a[ev_sid == s], ev_b[ev_sid == s]
+            assert (a[1:] >= b[:-1] - 1e-6).all()  # no two events of a recording overlap
         assert f.attrs("/")["threshold"] == pytest.approx(thr_rec)
         assert f.attrs("/")["event_length"] == pytest.approx(0.8)
+        # peaks are at least an event length apart by default: events never overlap
+        assert f.attrs("/")["min_separation"] == pytest.approx(0.8)
         assert f.attrs("/")["calibrate"] == "recording"
     assert m["f1"] >= 0.8, m
     assert np.allclose(length[(length > 0.79)], 0.8) and (length <= 0.8 + 1e-9).all()

@@ -37,8 +37,10 @@ def detect_cmd(
                                "threshold (for calls of a typical length)."),
     event_length: Optional[float] = typer.Option(None, "--event-length", help="Peaks: an "
                                                  "event's length (s) [default: a window's]."),
-    min_separation: float = typer.Option(1.0, "--min-separation", help="Peaks: seconds "
-                                         "between two peaks at least."),
+    min_separation: Optional[float] = typer.Option(None, "--min-separation", help="Peaks: "
+                                                   "seconds between two peaks at least "
+                                                   "[default: the event length, so events "
+                                                   "never overlap]."),
     smooth: int = typer.Option(0, "--smooth", help="Peaks: average the scores over 2 N + 1 "
                                "windows first."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Reference events (a Raven "

@@ -41,7 +41,8 @@ class DetectParams:
     calibrate: str = "none"  # none | recording (robust z of the log-odds per recording)
     events: str = "merge"  # merge | peaks
     event_length: float | None = None  # peaks: seconds (None: the window's length)
-    min_separation: float = 1.0  # peaks: seconds between two peaks at least
+    min_separation: float | None = None  # peaks: seconds between two peaks (None: the
+    # event length, so that events never overlap)
     smooth: int = 0  # peaks: moving average over 2 smooth + 1 windows
 
     def __post_init__(self):
@@ -67,7 +68,8 @@ class DetectParams:
         if self.event_length is not None and not (math.isfinite(self.event_length)
                                                   and self.event_length > 0):
             raise UsageError(f"--event-length must be > 0 seconds (got {self.event_length})")
-        if not (math.isfinite(self.min_separation) and self.min_separation >= 0):
+        if self.min_separation is not None and not (math.isfinite(self.min_separation)
+                                                    and self.min_separation >= 0):
             raise UsageError(f"--min-separation must be >= 0 seconds (got "
                              f"{self.min_separation})")
         if self.smooth < 0:
@@ -352,22 +354,24 @@ def event_params(p: DetectParams, f) -> dict:
     d = {"calibrate": p.calibrate, "events": p.events}
     peaks = peak_params(p, f)
     if peaks is not None:
-        d.update(event_length=peaks["length_s"], min_separation=p.min_separation,
+        d.update(event_length=peaks["length_s"], min_separation=peaks["min_separation_s"],
                  smooth=p.smooth)
     return d
 
 
 def peak_params(p: DetectParams, f) -> dict | None:
     """Arguments of :func:`wsd.dsp.events.events_from_peaks` (None: merge windows); the
-    event length defaults to a window's span."""
+    event length defaults to a window's span, the separation between peaks to the event
+    length (two events never overlap: on the MERIDIAN up-calls a separation of 1 s left
+    second peaks 1 s from a call as false positives)."""
     if p.events != "peaks":
         return None
     spec = f.spectrogram
     sr = float(spec["sample_rate"])
     window_s = ((int(spec["frames"]) - 1) * int(spec["hop_length"]) + int(spec["n_fft"])) / sr
     length = p.event_length if p.event_length is not None else window_s
-    return {"length_s": float(length), "min_separation_s": p.min_separation,
-            "smooth": p.smooth}
+    sep = p.min_separation if p.min_separation is not None else length
+    return {"length_s": float(length), "min_separation_s": float(sep), "smooth": p.smooth}
 
 
 def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,
