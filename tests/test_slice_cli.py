@@ -222,3 +222,29 @@ def test_workers_fork_server_starts_from_the_raw_arguments(tmp_path, monkeypatch
         started.clear()
         start_early(["slice", *map(str, args), "-o", str(tmp_path / "o.h5")])
         assert started == ([(want, PRELOAD)] if want else []), args
+
+
+def test_workers_start_with_their_share_of_the_blas_threads(tmp_path, monkeypatch):
+    """Before the coordinator or the fork server imports numpy, `slice --workers N` limits
+    the BLAS/OpenMP thread pools to the workers' share of the cores (numpy's idle BLAS
+    threads spin while both processes import), unless the user set them."""
+    import os
+
+    import wsd.runtime.executor as ex
+    from wsd.cli import early
+
+    monkeypatch.setattr(ex, "start_workers", lambda n, preload: None)
+    monkeypatch.setattr(early, "_cores", lambda: 8)
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    for p in (a, b):
+        p.write_bytes(b"x")
+    env = {"MKL_NUM_THREADS": "3"}
+    monkeypatch.setattr(os, "environ", env)
+    early.start_early(["slice", str(a), str(b), "--workers", "2", "-o", "o.h5"])
+    assert env == {"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "3"}
+    env.clear()
+    early.start_early(["slice", str(a), str(b), "--workers", "16", "-o", "o.h5"])
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
+    env.clear()
+    early.start_early(["slice", str(a), "--workers", "2", "-o", "o.h5"])  # one task
+    assert env == {}

@@ -196,8 +196,9 @@ def test_bad_file_inside_a_group(wsd, many, tmp_path, groups):
         np.testing.assert_array_equal(a.read("start_s"), b.read("start_s"))
 
 
-def test_workers_with_groups_equal_single(wsd, many, tmp_path, groups):
-    groups(2)
+@pytest.mark.parametrize("per_group", [2, 3])  # 3: 3 groups, cut again into 4 for 2 workers
+def test_workers_with_groups_equal_single(wsd, many, tmp_path, groups, per_group):
+    groups(per_group)
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     assert wsd("slice", many, "-o", a).code == 0
     assert wsd("slice", many, "-o", b, "--workers", "2").code == 0
@@ -222,6 +223,37 @@ def test_grouping_by_size_and_count(tmp_path):
         lossy[-1].write_bytes(b"x" * n)
     # c.mp3 counts 40 bytes (8 times): over 50 with the two before it, under with d.ogg (8)
     assert [list(r) for r in group_files(lossy, limit_bytes=50)] == [[0, 1], [2, 3]]
+
+
+def test_groups_come_in_a_multiple_of_the_workers(tmp_path):
+    """Short files only: a number of groups that two (or more) workers cannot share evenly
+    is raised to the next multiple, cut at equal shares of the bytes; a file as large as
+    the limit, a number that is already a multiple, or a share left without files keep the
+    plain grouping."""
+    from wsd.pipeline.slice import group_files
+
+    def make(sizes, name="f"):
+        out = []
+        for i, n in enumerate(sizes):
+            out.append(tmp_path / f"{name}{i}")
+            out[-1].write_bytes(b"x" * n)
+        return out
+
+    nine = make([10] * 9)
+    assert [len(r) for r in group_files(nine, limit_bytes=30)] == [3, 3, 3]
+    assert [len(r) for r in group_files(nine, limit_bytes=30, workers=3)] == [3, 3, 3]
+    two = group_files(nine, limit_bytes=30, workers=2)
+    assert [len(r) for r in two] == [2, 2, 3, 2] and two[0].start == 0 and two[-1].stop == 9
+    assert [r.start for r in two[1:]] == [r.stop for r in two[:-1]]  # consecutive, all
+    # 55 bytes in 3 groups, then 4 shares of 13.75: a file goes where its middle byte falls
+    uneven = make([5, 5, 5, 5, 20, 5, 5, 5], "u")
+    assert [list(r) for r in group_files(uneven, limit_bytes=25, workers=2)] == \
+        [[0, 1, 2], [3], [4], [5, 6, 7]]
+    big = make([10, 10, 30, 10], "b")  # a file as large as the limit stays as it was
+    assert group_files(big, limit_bytes=30, workers=2) == group_files(big, limit_bytes=30)
+    # the cap on files per group holds
+    assert all(len(r) <= 2 for r in group_files(nine, limit_bytes=30, most_files=2,
+                                                 workers=2))
 
 
 def test_a_shard_made_under_skip_bad_is_not_reused_without_it(wsd, many, tmp_path, groups):
