@@ -29,7 +29,8 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   events, and with the detection recipe (``--label-cover``, ``--calibrate recording``,
   ``--events peaks``); the kmeans encoders also with a probe that standardises rows per
   recording (``-p norm=recording``), and the recipe's encoder with patches of a few bands
-  (``-p fpatch=8``); against the untrained ``detect --silence`` in the up-call band.
+  (``-p fpatch=8``), alone and with a full-band dictionary beside it (``-p full=256``, the
+  recipe); against the untrained ``detect --silence`` in the up-call band.
 * **orca**: OrcaCNN orca calls against noise clips: clip ROC AUC, 5-fold cross-validation
   grouped by clip, of a logistic probe on each clip's pooled embeddings (kmeans and
   contrastive) against band energies with logistic regression.
@@ -307,15 +308,18 @@ def _median_duration(truth: Path) -> float:
 #: The detection recipe (chosen on train out-of-fold scores, research in the closing note
 #: of issue 16): a probe on windows that hold most of a call, log-odds as robust z per
 #: recording, one event of the median train call length around each peak of the trace
-#: smoothed over 5 windows (1.3 s), peaks at least 1 s apart.
+#: smoothed over 5 windows (1.3 s), peaks at least an event length apart (detect's default:
+#: events never overlap; 1 s apart left second peaks beside calls as false positives).
 LABEL_COVER = "0.7"
-PEAKS = ["--calibrate", "recording", "--events", "peaks", "--smooth", "2",
-         "--min-separation", "1.0"]
+PEAKS = ["--calibrate", "recording", "--events", "peaks", "--smooth", "2"]
 
 
 #: The encoder of the detection recipe: k-means patches of 8 of the 32 bands every 4 bands,
 #: coded at each band position (noise in other bands leaves a patch's code alone) ...
-UPCALL_KMEANS = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64"]
+UPCALL_BAND = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64"]
+#: ... with a second dictionary of 256 full-band centroids beside it (the call's whole
+#: shape; measured steadier across seeds than the band codes alone) ...
+UPCALL_KMEANS = UPCALL_BAND + ["-p", "full=256"]
 #: ... and its probe: each row standardised by its own recording first, strong L2.
 UPCALL_PROBE = ["-p", "norm=recording", "-p", "c=0.01"]
 
@@ -335,10 +339,11 @@ def upcalls(seeds, work: Path) -> list[str]:
         "-o", det, "--force", "-q")
     rows.append(("untrained: detect --silence, 50-300 Hz", [_event_scores(det)]))
     runs = {k: [] for k in ("merge", "peaks", "km-merge", "km-peaks", "km-peaks-rec",
-                            "band-peaks-rec")}
+                            "bandonly-peaks-rec", "band-peaks-rec")}
     times = []
     for seed in seeds:
         for arch, extra, tag in (("contrastive", [], ""), ("kmeans", [], "km-"),
+                                 ("kmeans", UPCALL_BAND, "bandonly-"),
                                  ("kmeans", UPCALL_KMEANS, "band-")):
             enc, etr, eva = (work / f"{n}{tag}{arch}{seed}.h5" for n in ("u", "etr", "eva"))
             clf, clf2, d = (work / f"{n}{tag}{arch}{seed}.h5" for n in ("clf", "clfc", "d"))
@@ -351,7 +356,7 @@ def upcalls(seeds, work: Path) -> list[str]:
             # event F1 0.09 against 0.02 with 32-frame windows)
             wsd("embed", tr, "--model", enc, "--rows", "windows", "-o", etr, "--force", "-q")
             wsd("embed", va, "--model", enc, "--rows", "windows", "-o", eva, "--force", "-q")
-            if tag != "band-":
+            if tag in ("", "km-"):
                 wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf,
                     "--force", "-q")
                 wsd("detect", eva, "--model", clf, "--min-gap", "0.3", "--truth", va_table,
@@ -377,6 +382,8 @@ def upcalls(seeds, work: Path) -> list[str]:
              (f"default encoder (kmeans), {recipe}", runs["km-peaks"]),
              (f"default encoder (kmeans), probe {' '.join(UPCALL_PROBE)}, same detection",
               runs["km-peaks-rec"]),
+             (f"kmeans {' '.join(UPCALL_BAND)} (band dictionary alone), same probe and "
+              "detection", runs["bandonly-peaks-rec"]),
              (f"**wsd: kmeans {' '.join(UPCALL_KMEANS)}, probe {' '.join(UPCALL_PROBE)}, "
               "same detection**", runs["band-peaks-rec"])]
     keys = ("f1", "precision", "recall", "average_precision", "fp_per_hour")

@@ -40,7 +40,8 @@ SLICE = ["--n-fft", "256", "--hop-length", "64", "--frames", "64", "--step", "8"
 WSD = ["wsd"]
 LABEL = "upcall"
 #: The README's detection recipe: the encoder ...
-ENCODER = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64"]
+ENCODER = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64",
+           "-p", "full=256"]
 #: ... and the probe.
 PROBE = ["-p", "norm=recording", "-p", "c=0.01"]
 EVENT_LENGTH = "1.33"  # s: the median duration of the train up-calls
