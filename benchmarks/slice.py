@@ -27,6 +27,10 @@ Prints one table:
 * memory: peak RSS (``os.wait4``'s ru_maxrss of the ``wsd slice`` child) for 30-minute and
   2-hour 44.1 kHz wav and mp3 files (target < 500 MB and independent of length).
 
+wsd's modules are byte-compiled first (``compileall``), as an installed package's are: with
+``PYTHONDONTWRITEBYTECODE`` set, an editable install would otherwise compile them from source
+in every run.
+
 Test audio is generated in a temporary folder (removed afterwards): chirps, tones and noise.
 The 10-minute mp3 is encoded by libsndfile's LAME with its defaults (VBR, with an Info tag),
 which takes a minute at about 15x real time. The 30-minute and 2-hour mp3s would take far
@@ -281,6 +285,13 @@ def main(argv=None) -> int:
         return 0
     rows = []
     load0 = os.getloadavg()[0]
+    # wsd's own bytecode, as an installed package has it: where PYTHONDONTWRITEBYTECODE is
+    # set (as on these machines) an editable install otherwise compiles its 117 modules from
+    # source in every run, in the coordinator and again in the fork server (0.06-0.1 s of
+    # start-up the bare loop, whose libraries pip compiled at install, does not pay)
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "wsd"), quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="wsd-bench-", dir="/tmp"))
     try:
         wav, mp3 = tmp / "ten.wav", tmp / "ten.mp3"
