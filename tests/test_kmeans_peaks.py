@@ -126,7 +126,11 @@ def calls(tmp_path_factory):
     # by train and embed)
     (["-p", "fpatch=8", "-p", "fstride=8", "-p", "full=16", "-p", "full_pca=32"],
      ["-p", "norm=recording", "-p", "c=0.01"], 288 + 48),
-], ids=["full-band", "band-patches-recording-norm", "band-and-full-dictionaries"])
+    # ... two members of it, a probe averaging one fit per member
+    (["-p", "fpatch=8", "-p", "fstride=8", "-p", "full=16", "-p", "full_pca=32", "-p",
+      "members=2"], ["-p", "norm=recording", "-p", "c=0.01", "-p", "blocks=2"], 2 * 336),
+], ids=["full-band", "band-patches-recording-norm", "band-and-full-dictionaries",
+        "two-members-blocks"])
 def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encoder, probe,
                                                     dim):
     d = calls

@@ -158,3 +158,46 @@ def test_full_needs_band_patches():
         models.build("kmeans", 64, 32, full=64)
     with pytest.raises(Exception, match="full_pca must be between"):
         models.build("kmeans", 64, 32, fpatch=8, full=8, patch=4, pca=16, full_pca=200)
+
+
+def test_members_are_independent_copies_side_by_side():
+    """-p members=M: M encoders of the same settings, each prepared on its own random half
+    of the windows (whitening, centroids) and trained on its own random half of every
+    batch; the embedding is theirs side by side."""
+    x = torch.randn(5, 64, 32)
+    m = _prepared(fpatch=8, fstride=8, full=12, full_pca=20, members=3)
+    one = 3 * 16 * 4 + 3 * 12
+    assert m.embedding_dim == 3 * one and len(m._coders()) == 6
+    e = m.encode(x)
+    for i, member in enumerate(m.members, start=1):
+        assert torch.allclose(e[:, i * one:(i + 1) * one], member.encode(x))
+        assert not torch.allclose(member.whiten, m.whiten)
+        assert not torch.allclose(member.dictionary.weight, m.dictionary.weight)
+    (opt,) = m.configure_optimizers(1e-3)
+    before = [d.clone() for d in m._dictionaries()]
+    out = m.train_step(torch.randn(32, 64, 32), [opt])
+    assert all(not torch.allclose(a, b) for a, b in zip(before, m._dictionaries()))
+    assert 0 <= out["loss"] <= 2 and 0 <= m.eval_loss(x) <= 2
+    with pytest.raises(Exception, match="members must be between 1 and 16"):
+        models.build("kmeans", 64, 32, members=0)
+
+
+def test_probe_blocks_average_one_fit_per_block():
+    """-p blocks=B: the probe's log-odds are the mean of B logistic regressions, each fitted
+    on its own block of the features (the members of an encoder)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from wsd.errors import UsageError
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.2).astype(int)
+    z = rng.standard_normal((300, 12)) + y[:, None] * np.r_[np.ones(6), -np.ones(6)] * 0.7
+    probe = fit_probe(z, y, c=0.5, blocks=2)
+    assert probe.config["blocks"] == 2
+    zs = (z - z.mean(0)) / z.std(0)
+    want = np.mean([LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000,
+                                       random_state=0).fit(zs[:, s], y).decision_function(
+                        zs[:, s]) for s in (slice(0, 6), slice(6, 12))], axis=0)
+    np.testing.assert_allclose(predict_logit(probe, z), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(UsageError, match="equal blocks"):
+        fit_probe(z, y, blocks=5)

@@ -88,12 +88,15 @@ def probe_targets(labels: np.ndarray, positive: str) -> np.ndarray:
 
 
 def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
-              norm: str = "global"):
+              norm: str = "global", blocks: int = 1):
     """A :class:`~wsd.models.arch.linear.LinearProbe` fitted on embeddings ``z`` ``(n, D)``
     and targets ``y`` ``(n,)`` (0/1, -1 left out): standardisation from the rows used, then
     balanced L2 logistic regression (sklearn, lbfgs). With ``norm="recording"``, ``z`` must
     already be standardised per recording (:func:`recording_standardised`); the probe
-    records it, so that :meth:`LoadedProbe.predict_rows` does the same."""
+    records it, so that :meth:`LoadedProbe.predict_rows` does the same. With ``blocks`` >
+    1 the features are cut into that many equal blocks (the members of a ``kmeans -p
+    members=N`` encoder), one logistic regression is fitted on each and the probe's log-odds
+    are their mean: one linear model still, whose errors average out over the members."""
     import torch
     from sklearn.linear_model import LogisticRegression
 
@@ -105,14 +108,26 @@ def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
         raise BadInputError("embeddings hold NaN or infinite values")
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0
-    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
-    lr.fit((x - mean) / scale, t)
-    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c, norm=norm)
+    dim = x.shape[1]
+    if blocks < 1 or dim % blocks:
+        raise UsageError(f"blocks={blocks}: the {dim} features do not cut into that many "
+                         "equal blocks (give the encoder's members)")
+    xs = (x - mean) / scale
+    step = dim // blocks
+    coef, bias = np.zeros(dim), 0.0
+    for i in range(blocks):
+        part = slice(i * step, (i + 1) * step)
+        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000,
+                                random_state=seed)
+        lr.fit(xs[:, part], t)
+        coef[part] = lr.coef_[0] / blocks
+        bias += float(lr.intercept_[0]) / blocks
+    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c, norm=norm, blocks=blocks)
     with torch.no_grad():
         probe.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         probe.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-        w = torch.as_tensor(lr.coef_[0], dtype=torch.float32)
-        b = float(lr.intercept_[0])
+        w = torch.as_tensor(coef, dtype=torch.float32)
+        b = bias
         # two logits whose softmax is the logistic regression's probability
         probe.out.weight.copy_(torch.stack([-w / 2, w / 2]))
         probe.out.bias.copy_(torch.tensor([-b / 2, b / 2]))

@@ -36,10 +36,12 @@ class LinearProbe(ClassifierModel):
     """Logistic-regression probe on embeddings; embedding = the standardised input."""
 
     input_kind = "embeddings"
-    defaults = {"n_classes": 2, "c": 1.0, "norm": "global"}
+    defaults = {"n_classes": 2, "c": 1.0, "norm": "global", "blocks": 1}
     param_docs = {
         "n_classes": "number of classes (set from the labels)",
         "c": "inverse L2 regularisation strength of the logistic regression (sklearn's C)",
+        "blocks": "fit one logistic regression per equal block of the features and average "
+                  "them (the members of a kmeans -p members=N encoder: give N)",
         "norm": "global: standardise with the training rows' statistics; recording: first "
                 "standardise each row by its own recording's rows (mean and sd per feature)",
     }
@@ -49,6 +51,7 @@ class LinearProbe(ClassifierModel):
         super().__init__(frames, bins, **arch_params)
         self._require(self.frames == 1, f"takes one embedding per row (frames=1), got "
                                         f"{self.frames}")
+        self._require(self.config["blocks"] >= 1, "blocks must be >= 1")
         self._require(self.config["norm"] in NORMS,
                       f"norm must be one of {', '.join(NORMS)} (got {self.config['norm']!r})")
         self.register_buffer("mean", torch.zeros(self.bins))
