@@ -69,6 +69,29 @@ def test_decide_amp_keeps_float32_when_bfloat16_disagrees(monkeypatch):
     assert accel.decide_amp(m, "cpu", False, x) == (False, None)
 
 
+def test_amp_is_checked_on_finite_windows_only(monkeypatch):
+    """Windows holding NaN or infinity are the data's fault (embed and train then stop with
+    exit 65 naming the file): the bfloat16 check leaves them out instead of reporting a
+    faulty kernel ("differs by inf%"), on every CPU."""
+    import numpy as np
+
+    from wsd.models.inference import choose_amp
+
+    m = models.build("convae", 16, 32, width=0.125, latent=8)
+    seen = []
+    monkeypatch.setattr(accel, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(accel, "disagreement", lambda model, x: seen.append(x) or 0.0)
+    monkeypatch.setattr(accel, "bf16_failure", lambda model, x, train=False: None)
+    x = np.random.default_rng(0).standard_normal((5, 16, 32)).astype(np.float32) - 60
+    x[1, 3, 4], x[3, 0, 0] = np.inf, np.nan
+    assert choose_amp(m, lambda: x, {"mean": -60.0, "std": 1.0}, "cpu", None) == (True, None)
+    assert len(seen) == 1 and seen[0].shape[0] == 3 and torch.isfinite(seen[0]).all()
+    seen.clear()
+    x[:] = np.nan  # nothing to check on: the data error comes next
+    assert choose_amp(m, lambda: x, {"mean": -60.0, "std": 1.0}, "cpu", None) == (True, None)
+    assert seen == []
+
+
 def test_disagreement_is_rounding_sized_for_a_sound_model():
     torch.manual_seed(0)
     m = accel.to_layout(models.build("lstm", **models.get("lstm").test_config))

@@ -147,6 +147,9 @@ def choose_amp(model, sample, norm: dict, device: str, amp: bool | None,
     if not use_amp(type(model), device, amp):
         return False, None
     x = sample()
+    # windows holding NaN or infinity are the data's fault, reported as such by the caller
+    # (exit 65): checked on them, bfloat16 would look faulty (a difference of inf%)
+    x = x[np.isfinite(x).reshape(len(x), -1).all(1)] if len(x) else x
     if len(x) == 0:
         return True, None
     kind = kind or getattr(model, "input_kind", "spectrogram")
