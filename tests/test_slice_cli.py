@@ -234,7 +234,7 @@ def test_workers_start_with_their_share_of_the_blas_threads(tmp_path, monkeypatc
     from wsd.cli import early
 
     monkeypatch.setattr(ex, "start_workers", lambda n, preload: None)
-    monkeypatch.setattr(early, "_cores", lambda: 8)
+    monkeypatch.setattr(ex, "cpu_count", lambda: 8)
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"
     for p in (a, b):
         p.write_bytes(b"x")

@@ -53,17 +53,11 @@ def start_early(args: list[str]) -> None:
     # cores (the import took 0.44 s of CPU instead of 0.22). Slicing needs no BLAS threads
     # (the STFT is pocketfft, the mel matrix product is small), and each worker has its
     # share of the cores: set before numpy is imported here or in the fork server.
-    threads = str(max(1, _cores() // workers))
+    from wsd.runtime.executor import start_workers, worker_threads  # os and sys only
+
+    threads = str(worker_threads(workers))
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
     from wsd.pipeline.slice import PRELOAD
-    from wsd.runtime.executor import start_workers
 
     start_workers(workers, PRELOAD)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

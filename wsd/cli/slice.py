@@ -95,10 +95,10 @@ def slice_cmd(
     under OUTPUT.shards/, smaller ones in groups of consecutive files (up to that size and
     32 files a group, one task and one shard each: the cost of a shard is paid once a
     group; with --workers N, a multiple of N groups of about equal size, so that no worker
-    slices the last group alone), and the output is written to a hidden temporary name and renamed when complete, so a run that is killed
-    leaves no output (or the previous one) and, re-run (with the same --workers), resumes from
-    the finished shards and
-    ends identical to an uninterrupted run (grouping does not change the output). A failed
+    slices the last group alone), and the output is written to a hidden temporary name and
+    renamed when complete, so a run that is killed leaves no output (or the previous one)
+    and, re-run (with the same --workers), resumes from the finished shards and ends
+    identical to an uninterrupted run (grouping does not change the output). A failed
     run removes its temporary files; finished shards stay for the re-run (the folder is
     removed when it holds none); a group is redone whole.
     """

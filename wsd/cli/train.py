@@ -48,7 +48,8 @@ def train_cmd(
                                    "wsd slice (or an embeddings file, for --arch linear)."),
     arch: str = typer.Option("kmeans", "--arch", "-a", help="Architecture: "
                              "{architectures}; `-p help` lists an architecture's "
-                             "--arch-param keys with their defaults and meaning. The default is the best measured self-supervised encoder "
+                             "--arch-param keys with their defaults and meaning. The "
+                             "default is the best measured self-supervised encoder "
                              "(benchmarks/quality.py: call types, up-calls, orca vs noise)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.h5)."),
     arch_param: List[str] = typer.Option([], "--arch-param", "-p", help="key=value option of "

@@ -21,6 +21,12 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def worker_threads(workers: int) -> int:
+    """Threads of the numeric libraries' pools for each of ``workers`` local processes: its
+    share of the cores, at least one."""
+    return max(1, cpu_count() // workers)
+
+
 #: Seconds to wait for a Dask scheduler before saying it cannot be reached.
 SCHEDULER_TIMEOUT_S = 10
 
@@ -98,7 +104,7 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 
     ctx = mp.get_context("forkserver")
     if preload:
         ctx.set_forkserver_preload(list(preload))
-    threads = max(1, cpu_count() // workers)
+    threads = worker_threads(workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(threads,))
     pending: set = set()

@@ -21,8 +21,8 @@ centroids over patches of all bands (the ``fpatch=0`` encoder, with ``full_pca``
 dimensions), trained on the same batches; the embedding is the two embeddings side by side
 (``3 k Q + 3 full`` values). The band codes see a call's band alone, the full-band codes its
 whole shape; on the MERIDIAN up-calls the pair (``full=256``) detected val calls a little
-better than the band codes alone and varied far less between seeds (event F1 0.66±0.02
-against 0.61±0.09 over three seeds; benchmarks/README.md).
+better than the band codes alone and varied far less between seeds (event F1 0.680±0.012
+against 0.624±0.097 over three seeds, benchmarks/quality.py --tasks upcalls).
 
 With ``members`` = M > 1 the model is M independent copies of itself, each prepared on its
 own random half of the preparation windows and trained on its own random half of every
