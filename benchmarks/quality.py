@@ -4,6 +4,7 @@ computed in the same run, mean±sd over seeds. One table per task.
     .venv/bin/python benchmarks/quality.py                       # all tasks, seeds 0 1 2
     .venv/bin/python benchmarks/quality.py --tasks calltypes --seeds 0
     .venv/bin/python benchmarks/quality.py --slice-args "--fmin 500 --fmax 11500"
+    .venv/bin/python benchmarks/quality.py --tasks upcalls --keep --workdir W   # keep files
 
 Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
 
@@ -39,6 +40,7 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import shlex
 import sys
@@ -447,7 +449,12 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=[CATALOGUE, ORCADATA])
     ap.add_argument("--slice-args", default="", help="extra wsd slice flags for the "
                     "call-type pipeline (e.g. '--fmin 500 --fmax 11500')")
-    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the run's temporary folder goes (default: the system's)")
+    ap.add_argument("--keep", action="store_true", help="keep the run's folder (windows, "
+                    "models, embeddings, detections; under --workdir or the system's temporary "
+                    "folder) and print its path; "
+                    "benchmarks/upcall_calibration.py reads the up-call files from it")
     a = ap.parse_args()
     if not REAL.exists():
         print(f"skipped: real recordings not found at {REAL}")
@@ -455,8 +462,12 @@ def main() -> None:
     passive_threads()
     t0 = time.perf_counter()
     lines = ["## benchmarks/quality.py"]
-    with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if a.keep:
+            work = Path(tempfile.mkdtemp(prefix="quality-", dir=a.workdir))
+            print(f"keeping the run's files in {work}", flush=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=a.workdir)))
         if "calltypes" in a.tasks:
             for ds in a.datasets:
                 (work / ds).mkdir()
