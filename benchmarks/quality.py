@@ -422,6 +422,25 @@ def orca(seeds, work: Path) -> list[str]:
     seqs, _ = _per_file({**r, "label": np.full(len(r["sid"]), "", object)})
     band = np.stack([np.concatenate([s.mean((0, 1)), s.std((0, 1))]) for s in seqs])
     rows = [("band energies + logistic regression", [auc(band, s) for s in seeds])]
+    def clip_scores(e, seed):
+        """A window probe (what `wsd train --arch linear` fits, every window of a clip
+        carrying the clip's label) on the same folds, each held-out clip's window scores
+        made one by each of `detect --clip-score`'s rules: ROC AUC per rule."""
+        from wsd.metrics.detection import CLIP_SCORES, per_recording
+        from wsd.models.probe import fit_probe, predict
+
+        sid = np.asarray(e["sid"])
+        prob = np.zeros(len(sid))
+        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+        for tr, te in cv.split(np.zeros(len(y)), y):
+            m = np.isin(sid, tr)
+            probe = fit_probe(e["x"][m], y[sid[m]], seed=seed)
+            t = np.isin(sid, te)
+            prob[t] = predict(probe, e["x"][t])
+        return {how: float(roc_auc_score(y, per_recording(y[sid], prob, sid, how)[2]))
+                for how in CLIP_SCORES}
+
+    by_rule = {}
     for arch, name in (("kmeans", "**wsd default (kmeans), pooled per clip + logistic "
                                   "probe**"),
                        ("contrastive", "contrastive encoder, pooled per clip + logistic "
@@ -435,7 +454,12 @@ def orca(seeds, work: Path) -> list[str]:
             es, _ = _per_file({**e, "label": np.full(len(e["sid"]), "", object)})
             pooled = np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in es])
             runs.append(auc(pooled, seed))
+            for how, v in clip_scores(e, seed).items():
+                by_rule.setdefault((arch, how), []).append({"auc": v})
         rows.append((name, runs))
+    for (arch, how), runs in by_rule.items():
+        rows.append((f"{arch}: window probe, clip score `detect --clip-score {how}`"
+                     + (" (auto for clips)" if how == "median" else ""), runs))
     lines = [f"\n### orca calls vs noise: OrcaCNN ({len(pos)} calls, {len(neg)} noise clips; "
              "5-fold CV, each clip its own group)", "", "| method | ROC AUC |", "|---|---|"]
     lines += [f"| {n} | {mean_sd([x['auc'] for x in rs])} |" for n, rs in rows]

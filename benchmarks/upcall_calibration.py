@@ -141,7 +141,7 @@ SCALES = {"mad": (mad, np.arange(1.0, 9.01, 0.1)),
           "std": (std, np.arange(0.5, 12.01, 0.1))}
 
 
-def per_recording(sid, x, fn):
+def scaled_per_recording(sid, x, fn):
     out = np.empty(len(x))
     for s in np.unique(sid):
         r = sid == s
@@ -209,8 +209,8 @@ def main(argv=None) -> int:
         calls = [s for s in trecs if len(ttruth.get(Path(tr["paths"][s]).name, ()))]
         quiet = [s for s in trecs if s not in calls]
         for name, (fn, grid) in SCALES.items():
-            zt = per_recording(tr["source_id"], lt, fn)
-            zv = per_recording(va["source_id"], lv, fn)
+            zt = scaled_per_recording(tr["source_id"], lt, fn)
+            zv = scaled_per_recording(va["source_id"], lv, fn)
             pairs = []
             for c, q in itertools.product(calls, quiet):
                 rest = [s for s in trecs if s not in (c, q)]

@@ -33,10 +33,10 @@ def test_mad_scale_is_detects_recording_z(cal):
     rng = np.random.default_rng(0)
     sid = np.repeat([0, 1, 2], 300)
     x = rng.standard_normal(900) * np.repeat([1.0, 3.0, 0.5], 300) + np.repeat([0, 5, -2], 300)
-    np.testing.assert_allclose(cal.per_recording(sid, x, cal.mad), recording_z(sid, x))
+    np.testing.assert_allclose(cal.scaled_per_recording(sid, x, cal.mad), recording_z(sid, x))
     # the block-maxima scale puts a recording's typical block maximum at 0, whatever its
     # level and spread
-    z = cal.per_recording(sid, x, cal.blockmax(15))
+    z = cal.scaled_per_recording(sid, x, cal.blockmax(15))
     for s in range(3):
         bm = z[sid == s][:300 // 15 * 15].reshape(-1, 15).max(1)
         assert abs(np.median(bm)) < 1e-9

@@ -111,6 +111,31 @@ def test_detect_usage_errors(gapped, tmp_path, wsd):
     assert r.code == 2 and "off_db" in r.err
     r = wsd("detect", win, "--model", win, "-o", tmp_path / "x.h5")
     assert r.code == 65
+    r = wsd("detect", win, "--silence", "--clip-score", "mode", "-o", tmp_path / "x.h5")
+    assert r.code == 2 and "--clip-score" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_clip_score_sets_the_recording_metrics(gapped, tmp_path, wsd):
+    """--clip-score is stored, printed, and decides the per-recording score: the 20 s
+    recording is a clip (auto: median of its windows), --clip-score max its loudest one."""
+    d, lab, _ = gapped
+    win = tmp_path / "w.h5"
+    assert wsd("slice", d, "-o", win, "--labels", lab, "-q").code == 0
+    seen = {}
+    for how in ("auto", "max", "mean"):
+        out = tmp_path / f"{how}.h5"
+        r = wsd("detect", win, "--silence", "--clip-score", how, "-o", out)
+        assert r.code == 0, r.err
+        with open_file(out, "detections") as f:
+            stored = f.attrs("/")["clip_score"]
+            m = json.loads(f.attrs("/")["metrics_json"])
+            score, sid = f.read("score").astype(float), f.read("source_id")
+        assert stored == {"auto": "median"}.get(how, how)
+        assert f"recording ({stored} of its windows)" in r.err
+        assert m["recording_score"] == stored
+        seen[stored] = score
+    assert np.median(seen["median"]) < np.max(seen["max"])
 
 
 def test_trained_call_detector_end_to_end(gapped, tmp_path, wsd):

@@ -384,6 +384,35 @@ def test_per_recording_takes_any_positive_and_max_score():
     assert s.tolist() == [0.4, 0.2, 0.9]
 
 
+def test_per_recording_aggregates_by_mean_median_or_top_quarter():
+    from wsd.metrics.detection import clip_score_for, detector_metrics
+
+    # recording 3: one loud window among quiet ones (a transient in a noise clip);
+    # recording 1: a call over most of the clip
+    sid = [3] * 8 + [1] * 8
+    score = [0.95, .1, .1, .1, .1, .1, .1, .2] + [.7, .8, .6, .9, .7, .1, .2, .8]
+    y = [0] * 8 + [1] * 8
+    expect = {"max": [0.9, 0.95], "mean": [4.8 / 8, 1.75 / 8], "median": [0.7, 0.1],
+              "top": [0.85, 0.575]}  # the mean of the highest 2 of 8
+    for how, want in expect.items():
+        recs, yr, s = per_recording(y, score, sid, how)
+        assert recs.tolist() == [1, 3] and yr.tolist() == [True, False]
+        assert s == pytest.approx(want), how
+    # by max the transient outranks the call; by median it does not
+    assert detector_metrics(np.array(y), np.array(score), np.array(score) >= 0.5,
+                            np.array(sid), "max")["recording"]["roc_auc"] == 0.0
+    m = detector_metrics(np.array(y), np.array(score), np.array(score) >= 0.5,
+                         np.array(sid), "median")
+    assert m["recording"]["roc_auc"] == 1.0 and m["recording_score"] == "median"
+    # decided: by max any window (both clips); by median at least half the windows (the call)
+    assert m["recording"]["confusion"] == [[1, 0], [0, 1]]
+    assert clip_score_for("auto", [3.0, 10.0, 200.0]) == "median"
+    assert clip_score_for("auto", [900.0, 900.0]) == "max"
+    assert clip_score_for("top", [3.0]) == "top"
+    with pytest.raises(BadInputError):
+        per_recording(y, score, sid, "mode")
+
+
 def test_best_threshold_maximises_f1():
     # Thresholds 0.8: F1 2/3; 0.4: 1/2; 0.35: p=2/3, r=1, F1=0.8; 0.1: 2/3.
     t, f1 = best_threshold(Y, S)

@@ -43,6 +43,15 @@ def detect_cmd(
                                                    "never overlap]."),
     smooth: int = typer.Option(0, "--smooth", help="Peaks: average the scores over 2 N + 1 "
                                "windows first."),
+    clip_score: str = typer.Option("auto", "--clip-score", help="A recording's (a clip's) "
+                                   "score, for the per-recording metrics and the page: its "
+                                   "windows' max, mean, median, or top (the mean of their "
+                                   "highest quarter); the recording counts as detected when "
+                                   "its windows' decisions (0 or 1) aggregated the same way "
+                                   "reach 0.5. auto: median for clips (median length <= 60 "
+                                   "s; measured best on orca and noise clips, where max "
+                                   "follows one loud transient), max for longer recordings "
+                                   "(where a call is a few windows among thousands)."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Reference events (a Raven "
                                          "table, an Audacity track or a path,start_s,end_s "
                                          "CSV): score the events one-to-one at IoU >= 0.3 "
@@ -96,7 +105,8 @@ def detect_cmd(
 
     When the windows carry labels, ROC AUC, average precision, accuracy, F1, precision,
     recall and the confusion matrix are stored and printed, per window and per recording (a
-    recording's score is its highest window score).
+    recording's score is its windows' max, mean, median or top quarter, --clip-score; by
+    default the median for clips of up to 60 s and the max for longer recordings).
     """
     from wsd.dsp.silence import SilenceParams
     from wsd.pipeline.detect import DetectParams, format_metrics, run_detect
@@ -113,7 +123,7 @@ def detect_cmd(
                      workers=workers, scheduler=scheduler,
                      truth=str(truth) if truth else None, calibrate=calibrate,
                      events=events, event_length=event_length,
-                     min_separation=min_separation, smooth=smooth)
+                     min_separation=min_separation, smooth=smooth, clip_score=clip_score)
     s = run_detect(windows, output, p, [history_entry("detect")], force=force, progress=rep)
     n, kept = s["n"], s["detected"]
     what = "active (not silence)" if silence else "detections"

@@ -44,6 +44,7 @@ class DetectParams:
     min_separation: float | None = None  # peaks: seconds between two peaks (None: the
     # event length, so that events never overlap)
     smooth: int = 0  # peaks: moving average over 2 smooth + 1 windows
+    clip_score: str = "auto"  # a recording's score from its windows' (metrics, report)
 
     def __post_init__(self):
         from wsd.runtime.device import check_device_name
@@ -72,6 +73,11 @@ class DetectParams:
                                                     and self.min_separation >= 0):
             raise UsageError(f"--min-separation must be >= 0 seconds (got "
                              f"{self.min_separation})")
+        from wsd.metrics.detection import CLIP_SCORES
+
+        if self.clip_score not in ("auto", *CLIP_SCORES):
+            raise UsageError(f"--clip-score must be auto, {', '.join(CLIP_SCORES)} (got "
+                             f"{self.clip_score})")
         if self.smooth < 0:
             raise UsageError(f"--smooth must be >= 0 windows (got {self.smooth})")
         if self.events == "peaks" and (self.min_gap or self.min_duration):
@@ -223,7 +229,7 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
         metrics = None
         if f.has("label"):
             metrics = evaluate(f.read("label"), truth_label, score, decided,
-                               f.read("source_id"), thr)
+                               f.read("source_id"), thr, params["clip_score"])
         hist = f.history + ([] if info is None else info["history"])
         hist = list(dict.fromkeys(hist)) + history
         ensure_space(out, f.n * 48)
@@ -272,7 +278,8 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
               "embeddings_id": f.file_id, **event_params(p, f)}
     metrics = None
     if f.has("label"):
-        metrics = evaluate(f.read("label"), truth_label, score, decided, sid, thr)
+        metrics = evaluate(f.read("label"), truth_label, score, decided, sid, thr,
+                           params["clip_score"])
     hist = list(dict.fromkeys(f.history + info["history"])) + history
     with atomic_output(out, force) as tmp:
         w = RowWriter(tmp, "detections", params, f.spectrogram, hist, f.sources)
@@ -287,17 +294,19 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
 
 
 def evaluate(labels: np.ndarray, positive_label: str | None, score: np.ndarray,
-             decided: np.ndarray, source_id: np.ndarray, threshold: float) -> dict:
+             decided: np.ndarray, source_id: np.ndarray, threshold: float,
+             clip_score: str = "max") -> dict:
     """Window and recording metrics against window labels
-    (:func:`wsd.metrics.detection.detector_metrics`). Truth: a window is positive when its
-    label equals ``positive_label``, or, with None (the silence detector), when it carries
-    any label. The threshold metrics use the decisions actually made (``decided``)."""
+    (:func:`wsd.metrics.detection.detector_metrics`; a recording's score is its windows'
+    aggregated by ``clip_score``). Truth: a window is positive when its label equals
+    ``positive_label``, or, with None (the silence detector), when it carries any label.
+    The threshold metrics use the decisions actually made (``decided``)."""
     from wsd.metrics.detection import detector_metrics
     from wsd.models.targets import ANY, is_positive
 
     y = is_positive(labels, positive_label or ANY).astype(np.int64)
     return {"positive_label": positive_label or "(any label)", "threshold": float(threshold),
-            **detector_metrics(y, score, decided, source_id)}
+            **detector_metrics(y, score, decided, source_id, clip_score)}
 
 
 def format_metrics(m: dict) -> list[str]:
@@ -308,7 +317,9 @@ def format_metrics(m: dict) -> list[str]:
                                                      "f1", "precision", "recall")
                          if d.get(k) is not None)
         (tn, fp), (fn, tp) = d["confusion"]
-        lines.append(f"{level}: {vals}; confusion tn={tn} fp={fp} fn={fn} tp={tp}")
+        how = f" ({m['recording_score']} of its windows)" if (
+            level == "recording" and m.get("recording_score")) else ""
+        lines.append(f"{level}{how}: {vals}; confusion tn={tn} fp={fp} fn={fn} tp={tp}")
     return lines
 
 
@@ -350,8 +361,12 @@ def calibrated_threshold(p: DetectParams, model_params: dict, model_path: str) -
 
 
 def event_params(p: DetectParams, f) -> dict:
-    """How events were made, for the output's parameters (the event length actually used)."""
-    d = {"calibrate": p.calibrate, "events": p.events}
+    """How events were made, for the output's parameters (the event length actually used),
+    and how a recording's score comes from its windows (``auto`` resolved)."""
+    from wsd.metrics.detection import clip_score_for
+
+    d = {"calibrate": p.calibrate, "events": p.events,
+         "clip_score": clip_score_for(p.clip_score, f.sources.get("duration_s", []))}
     peaks = peak_params(p, f)
     if peaks is not None:
         d.update(event_length=peaks["length_s"], min_separation=peaks["min_separation_s"],

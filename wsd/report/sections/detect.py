@@ -86,6 +86,11 @@ def _one_class(y: np.ndarray, name: str, level: str) -> str:
     return (f"every {level} is '{name}'" if y.all() else f"no {level} is '{name}'")
 
 
+#: How the captions name detect's --clip-score.
+_HOW = {"max": "highest", "mean": "mean", "median": "median",
+        "top": "mean of the highest quarter"}
+
+
 def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, source_id,
                       name: str, metrics: dict) -> bool:
     """ROC/PR curves and confusion matrices of the levels (window, recording) whose labels
@@ -98,9 +103,11 @@ def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, sou
                                "matrix, and the score distribution is not split by true "
                                "class (slice with --labels to get them)."))
         return False
-    recs, y_rec, s_rec = per_recording(y, score, source_id)
-    d_rec = np.zeros(len(recs), bool)
-    np.logical_or.at(d_rec, np.searchsorted(recs, source_id), positive)
+    how = str(det.attr("clip_score", "max"))  # files written before --clip-score: max
+    how = how if how in _HOW else "max"
+    recs, y_rec, s_rec = per_recording(y, score, source_id, how)
+    _, _, d_rec = per_recording(y, np.asarray(positive, np.float64), source_id, how)
+    d_rec = d_rec >= 0.5  # as detect decides a recording (detector_metrics)
     levels = {"window": (y, score, positive), "recording": (y_rec, s_rec, d_rec)}
     metrics["computed"] = {lv: decision_metrics(*v) for lv, v in levels.items()}
     two = {lv: v for lv, v in levels.items() if v[0].any() and not v[0].all()}
@@ -114,8 +121,8 @@ def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, sou
     if two:
         sec.blocks.append(Figure(ctx.save(FD.roc_pr(two, name), f"{det.name}_roc_pr"),
                                  "ROC and precision-recall curves of the per-window score (a "
-                                 "recording's score is its highest window score); dots mark "
-                                 "the detector's decisions."))
+                                 f"recording's score is the {_HOW[how]} of its windows' "
+                                 "scores); dots mark the detector's decisions."))
         cms = {lv: metrics["computed"][lv]["confusion"] for lv in two}
         sec.blocks.append(Figure(ctx.save(FD.confusion(cms, name, "rest"),
                                           f"{det.name}_confusion"),
