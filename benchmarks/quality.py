@@ -34,7 +34,11 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   recipe); against the untrained ``detect --silence`` in the up-call band.
 * **orca**: OrcaCNN orca calls against noise clips: clip ROC AUC, 5-fold cross-validation
   grouped by clip, of a logistic probe on each clip's pooled embeddings (kmeans and
-  contrastive) against band energies with logistic regression.
+  contrastive; features standardised across all clips first, as for the band energies)
+  against band energies with logistic regression; and what the wsd commands give on the
+  same folds, each fold standardised on its own training clips: ``embed --rows files``
+  (wsd pools each clip) with wsd's probe, and a window probe whose window scores make a
+  clip score by each rule of ``detect --clip-score``.
 """
 
 from __future__ import annotations
@@ -440,6 +444,19 @@ def orca(seeds, work: Path) -> list[str]:
         return {how: float(roc_auc_score(y, per_recording(y[sid], prob, sid, how)[2]))
                 for how in CLIP_SCORES}
 
+    def files_rows(emb, seed):
+        """`wsd embed --rows files` (each clip's windows pooled by wsd itself) with wsd's
+        probe (`train --arch linear`: standardised, balanced, C=1), on the same folds."""
+        from wsd.models.probe import fit_probe, predict
+
+        e = _read_rows(emb)
+        assert np.array_equal(e["sid"], np.arange(len(y))), "one row per clip, in order"
+        prob = np.zeros(len(y))
+        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+        for tr, te in cv.split(np.zeros(len(y)), y):
+            prob[te] = predict(fit_probe(e["x"][tr], y[tr], seed=seed), e["x"][te])
+        return {"auc": float(roc_auc_score(y, prob))}
+
     by_rule = {}
     for arch, name in (("kmeans", "**wsd default (kmeans), pooled per clip + logistic "
                                   "probe**"),
@@ -456,9 +473,14 @@ def orca(seeds, work: Path) -> list[str]:
             runs.append(auc(pooled, seed))
             for how, v in clip_scores(e, seed).items():
                 by_rule.setdefault((arch, how), []).append({"auc": v})
+            ef = work / f"f{arch}{seed}.h5"
+            wsd("embed", win, "--model", enc, "--rows", "files", "-o", ef, "--force", "-q")
+            by_rule.setdefault((arch, "files"), []).append(files_rows(ef, seed))
         rows.append((name, runs))
     for (arch, how), runs in by_rule.items():
-        rows.append((f"{arch}: window probe, clip score `detect --clip-score {how}`"
+        rows.append((f"{arch}: `embed --rows files` (wsd pools each clip) + wsd's probe"
+                     if how == "files" else
+                     f"{arch}: window probe, clip score `detect --clip-score {how}`"
                      + (" (auto for clips)" if how == "median" else ""), runs))
     lines = [f"\n### orca calls vs noise: OrcaCNN ({len(pos)} calls, {len(neg)} noise clips; "
              "5-fold CV, each clip its own group)", "", "| method | ROC AUC |", "|---|---|"]

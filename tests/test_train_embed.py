@@ -144,3 +144,82 @@ def test_val_split_by_recording():
     assert sum(b - a for a, b in runs) == len(tr)
     one = split_by_source(np.zeros(50, int), 0.2, 0)
     assert list(one.val) == list(range(40, 50)) and "last 20%" in one.note
+
+
+def test_file_pool_is_each_recordings_mean_and_std_whatever_the_chunks():
+    from wsd.pipeline.embed import FilePool
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((30, 4)).astype(np.float32)
+    sid = np.repeat([0, 2, 3], 10)  # recording 1 gave no window
+    st = np.tile(np.arange(10.0), 3)
+    lab = np.array(["", "call", "call", "", "", "", "", "", "", ""] * 2 + [""] * 10, object)
+    lab[10:13] = ["noise", "noise", "call"]
+    pool = FilePool(4, 4)
+    for a, b in ((0, 7), (7, 8), (8, 25), (25, 30)):  # chunks cut inside recordings
+        pool.add(z[a:b], sid[a:b], st[a:b], st[a:b] + 1.5, lab[a:b])
+    rows = pool.rows()
+    assert rows["source_id"].tolist() == [0, 2, 3]
+    for i, s in enumerate([0, 2, 3]):
+        m = sid == s
+        np.testing.assert_allclose(rows["embeddings"][i], np.r_[z[m].mean(0), z[m].std(0)],
+                                   rtol=1e-5, atol=1e-6)
+    assert rows["start_s"].tolist() == [0, 0, 0] and rows["end_s"].tolist() == [10.5] * 3
+    # the most common label among the labelled windows; none: ""
+    assert rows["label"].tolist() == ["call", "noise", ""]
+    unlabelled = FilePool(1, 4)
+    unlabelled.add(z[:3], np.zeros(3, int), st[:3], st[:3] + 1)
+    assert "label" not in unlabelled.rows()
+
+
+def test_embed_rows_files_one_row_per_recording(windows, tmp_path, wsd):
+    model = tmp_path / "km.h5"
+    assert wsd("train", windows, "--arch", "kmeans", "-o", model, "-q").code == 0
+    per_window, per_file = tmp_path / "w.h5", tmp_path / "f.h5"
+    assert wsd("embed", windows, "--model", model, "--rows", "windows", "-o", per_window,
+               "-q").code == 0
+    r = wsd("embed", windows, "--model", model, "--rows", "files", "-o", per_file)
+    assert r.code == 0, r.err
+    assert "one per recording" in r.err
+    with open_file(per_window, "embeddings") as w, open_file(per_file, "embeddings") as f:
+        zw, sid = w.read("embeddings"), w.read("source_id")
+        zf = f.read("embeddings")
+        assert f.read("source_id").tolist() == [0, 1, 2, 3]
+        assert f.attrs("/")["rows"] == "files" and f.attrs("/")["embedding_dim"] == 2 * zw.shape[1]
+        for s in range(4):
+            np.testing.assert_allclose(zf[s], np.r_[zw[sid == s].mean(0), zw[sid == s].std(0)],
+                                       rtol=1e-4, atol=1e-5)
+    r = wsd("embed", windows, "--model", model, "--rows", "files", "--reconstruct", "2",
+            "-o", tmp_path / "x.h5")
+    assert r.code == 2 and "--rows files" in r.err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_probe_on_whole_clips(windows, tmp_path, wsd):
+    """Clip labels -> embed --rows files -> train --arch linear -> detect: one score per
+    clip, and the clips' metrics."""
+    labels = tmp_path / "clips.csv"
+    labels.write_text("path,label\n" + "".join(f"r{i}.wav,{'high' if i >= 2 else 'low'}\n"
+                                                for i in range(4)))
+    win = tmp_path / "lab.h5"
+    assert wsd("slice", windows.parent / "audio", "--labels", labels, "-o", win,
+               "-q").code == 0
+    model, emb = tmp_path / "km.h5", tmp_path / "f.h5"
+    assert wsd("train", win, "--arch", "kmeans", "-o", model, "-q").code == 0
+    assert wsd("embed", win, "--model", model, "--rows", "files", "-o", emb, "-q").code == 0
+    with open_file(emb, "embeddings") as f:
+        assert f.read("label").tolist() == ["low", "low", "high", "high"]
+    probe, det = tmp_path / "p.h5", tmp_path / "d.h5"
+    r = wsd("train", emb, "--arch", "linear", "--positive", "high", "-o", probe)
+    assert r.code == 0, r.err
+    assert "2 positive and 2 negative rows of 4" in r.err
+    r = wsd("detect", emb, "--model", probe, "-o", det)
+    assert r.code == 0, r.err
+    with open_file(det, "detections") as f:
+        assert len(f.read("score")) == 4
+        assert f.read("positive").tolist() == [False, False, True, True]
+    # per-recording standardisation would zero every row of a one-row-per-recording file
+    r = wsd("train", emb, "--arch", "linear", "--positive", "high", "-p", "norm=recording",
+            "-o", tmp_path / "bad.h5")
+    assert r.code == 2 and "one row per recording" in r.err
+    assert not (tmp_path / "bad.h5").exists()

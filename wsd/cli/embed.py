@@ -28,8 +28,11 @@ def embed_cmd(
     rows: str = typer.Option("auto", "--rows", help="windows: one embedding per window; "
                              "steps: one per step of the model's output (contrastive: every "
                              "2 frames), each window giving its central steps so that a "
-                             "recording becomes one fine sequence; auto: steps where the "
-                             "model makes them (measured better for call types)."),
+                             "recording becomes one fine sequence; files: one per "
+                             "recording, the mean and standard deviation of its windows' "
+                             "embeddings (for a probe on whole clips: measured better than "
+                             "scoring windows); auto: steps where the model makes them "
+                             "(measured better for call types)."),
     scheduler: Optional[str] = scheduler_option("the chunks"),
     force: bool = FORCE,
     quiet: bool = QUIET,
@@ -56,6 +59,7 @@ def embed_cmd(
                     seed=seed, workers=workers, scheduler=scheduler, rows=rows)
     s = run_embed(windows, model, output, p, [history_entry("embed")], force=force,
                   progress=rep)
-    rep.note(f"{s['windows']} windows -> {s['dim']}-d embeddings "
-             f"({'one per step' if s['rows'] == 'steps' else 'one per window'}) in {output}")
+    per = {"steps": "one per step", "files": "one per recording"}.get(s["rows"],
+                                                                      "one per window")
+    rep.note(f"{s['windows']} windows -> {s['dim']}-d embeddings ({per}) in {output}")
     return 0

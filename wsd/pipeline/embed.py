@@ -32,13 +32,15 @@ class EmbedParams:
     seed: int = 0
     workers: int = 1
     scheduler: str | None = None
-    rows: str = "auto"  # windows | steps | auto (steps for models that make step embeddings)
+    rows: str = "auto"  # windows | steps | files | auto (steps for models that make them)
 
     def __post_init__(self):
         from wsd.runtime.device import check_device_name
 
-        if self.rows not in ("auto", "windows", "steps"):
-            raise UsageError(f"--rows must be auto, windows or steps (got {self.rows})")
+        if self.rows not in ("auto", "windows", "steps", "files"):
+            raise UsageError(f"--rows must be auto, windows, steps or files (got {self.rows})")
+        if self.rows == "files" and self.reconstruct:
+            raise UsageError("--reconstruct shows windows; it does not go with --rows files")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.reconstruct < 0:
@@ -62,6 +64,9 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
     progress = progress or Progress()
     out = Path(out)
     if str(model) == BIRDNET:
+        if p.rows in ("steps", "files"):
+            raise UsageError("--model birdnet makes one embedding per window (--rows windows); "
+                             f"--rows {p.rows} is not available with it")
         return _run_birdnet(windows, out, p, history, force, progress)
     check_output(out, force, inputs=[windows, model])
     dev = pick_device(p.device)
@@ -86,7 +91,8 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
         carried = [k for k in ("padded", "label") if f.has(k)]
         folder = stack.enter_context(ShardFolder(out).working())
         tasks = chunks.plan("embed", str(windows), n, str(folder.path), model=str(model),
-                            batch_size=p.batch_size, device=dev, amp=use_amp, rows=rows)
+                            batch_size=p.batch_size, device=dev, amp=use_amp,
+                            rows="windows" if rows == "files" else rows)
         with progress.task("embedding", n, "windows") as advance:
             done = chunks.run(tasks, workers=p.workers, scheduler=p.scheduler,
                               progress=advance)
@@ -96,21 +102,77 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                 atomic_output(out, force) as tmp:
             w = RowWriter(tmp, "embeddings", params, f.spectrogram, hist, f.sources)
             try:
+                pool = FilePool(len(f.sources.get("path", [])), int(net.embedding_dim)) \
+                    if rows == "files" else None
                 for t, shard in zip(tasks, done):
                     got = read_arrays(shard)
+                    if pool is not None:
+                        sel = slice(t.a, t.b)
+                        pool.add(got["embeddings"], f.read("source_id", sel),
+                                 f.read("start_s", sel), f.read("end_s", sel),
+                                 f.read("label", sel) if f.has("label") else None)
+                        advance(t.b - t.a)
+                        continue
                     if rows == "windows":
                         sel = slice(t.a, t.b)
                         got.update({k: f.read(k, sel) for k in ("source_id", "start_s",
                                                                 "end_s", *carried)})
                     w.append(**got)
                     advance(t.b - t.a)
+                if pool is not None:
+                    w.append(**pool.rows())
                 if p.reconstruct:
                     _reconstructions(w, net, f, p.reconstruct, p.seed, info["norm"], dev)
                 dim = int(net.config["dim"]) if rows == "steps" else int(net.embedding_dim)
+                dim *= 2 if rows == "files" else 1
                 w.set_attrs(embedding_dim=dim, rows=rows)
             finally:
                 w.close()
     return {"windows": n, "dim": dim, "amp": use_amp, "device": dev, "rows": rows}
+
+
+class FilePool:
+    """``--rows files``: one row per recording, the mean and the standard deviation of its
+    windows' embeddings side by side (``(2 D,)``, float32), spanning its first window's
+    start to its last window's end, labelled with its most common non-empty window label
+    (a recording holding a call is a positive, as ``detect`` counts recordings). Windows
+    arrive in chunks in any grouping; memory is one accumulator per recording."""
+
+    def __init__(self, n_sources: int, dim: int):
+        self.sum = np.zeros((n_sources, dim))
+        self.sq = np.zeros((n_sources, dim))
+        self.n = np.zeros(n_sources, np.int64)
+        self.start = np.full(n_sources, np.inf)
+        self.end = np.full(n_sources, -np.inf)
+        self.labels: list[dict] = [{} for _ in range(n_sources)]
+        self.labelled = False
+
+    def add(self, z, source_id, start_s, end_s, labels=None) -> None:
+        z = np.asarray(z, np.float64)
+        sid = np.asarray(source_id, np.int64)
+        np.add.at(self.sum, sid, z)
+        np.add.at(self.sq, sid, z * z)
+        np.add.at(self.n, sid, 1)
+        np.minimum.at(self.start, sid, np.asarray(start_s, np.float64))
+        np.maximum.at(self.end, sid, np.asarray(end_s, np.float64))
+        if labels is not None:
+            self.labelled = True
+            for s, lab in zip(sid.tolist(), labels):
+                lab = lab.decode() if isinstance(lab, bytes) else str(lab)
+                if lab:
+                    self.labels[s][lab] = self.labels[s].get(lab, 0) + 1
+
+    def rows(self) -> dict:
+        keep = np.flatnonzero(self.n > 0)  # a recording too short for a window has no row
+        n = self.n[keep, None].astype(np.float64)
+        mean = self.sum[keep] / n
+        std = np.sqrt(np.maximum(self.sq[keep] / n - mean * mean, 0.0))
+        out = {"embeddings": np.concatenate([mean, std], 1).astype(np.float32),
+               "source_id": keep, "start_s": self.start[keep], "end_s": self.end[keep]}
+        if self.labelled:  # as windows rows carry labels only where the windows have them
+            out["label"] = np.array([max(self.labels[s].items(), key=lambda kv: (kv[1], kv[0]))[0]
+                                     if self.labels[s] else "" for s in keep], dtype=object)
+        return out
 
 
 #: ``--model birdnet``: the pretrained BirdNET v2.4 encoder (the optional extra).

@@ -62,6 +62,11 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
                          "cut into that many equal blocks (give the encoder's members)",
                          emb_path)
     if norm == "recording":
+        if len(np.unique(sid)) == len(sid):
+            raise UsageError("-p norm=recording standardises each row by its own recording's "
+                             "rows, and these embeddings hold one row per recording (embed "
+                             "--rows files): every row would be 0. Use the default "
+                             "norm=global", emb_path)
         z = recording_standardised(z, sid)
     y = probe_targets(lab, p.positive)
     progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
