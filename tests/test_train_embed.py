@@ -183,7 +183,7 @@ def test_embed_rows_files_one_row_per_recording(windows, tmp_path, wsd):
                "-q").code == 0
     r = wsd("embed", windows, "--model", model, "--rows", "files", "-o", per_file)
     assert r.code == 0, r.err
-    assert "one per recording" in r.err
+    assert "4 rows of" in r.err and "(one per recording)" in r.err
     with open_file(per_window, "embeddings") as w, open_file(per_file, "embeddings") as f:
         zw, sid = w.read("embeddings"), w.read("source_id")
         zf = f.read("embeddings")

@@ -61,5 +61,6 @@ def embed_cmd(
                   progress=rep)
     per = {"steps": "one per step", "files": "one per recording"}.get(s["rows"],
                                                                       "one per window")
-    rep.note(f"{s['windows']} windows -> {s['dim']}-d embeddings ({per}) in {output}")
+    count = f"{s['written']} rows of " if s.get("written", s["windows"]) != s["windows"] else ""
+    rep.note(f"{s['windows']} windows -> {count}{s['dim']}-d embeddings ({per}) in {output}")
     return 0

@@ -126,9 +126,11 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                 dim = int(net.config["dim"]) if rows == "steps" else int(net.embedding_dim)
                 dim *= 2 if rows == "files" else 1
                 w.set_attrs(embedding_dim=dim, rows=rows)
+                written = w.n
             finally:
                 w.close()
-    return {"windows": n, "dim": dim, "amp": use_amp, "device": dev, "rows": rows}
+    return {"windows": n, "dim": dim, "amp": use_amp, "device": dev, "rows": rows,
+            "written": written}
 
 
 class FilePool:
