@@ -149,6 +149,7 @@ def test_val_split_by_recording():
 
 
 def test_file_pool_is_each_recordings_mean_and_std_whatever_the_chunks():
+    from wsd.errors import BadInputError
     from wsd.pipeline.embed import FilePool
 
     rng = np.random.default_rng(0)
@@ -157,10 +158,19 @@ def test_file_pool_is_each_recordings_mean_and_std_whatever_the_chunks():
     st = np.tile(np.arange(10.0), 3)
     lab = np.array(["", "call", "call", "", "", "", "", "", "", ""] * 2 + [""] * 10, object)
     lab[10:13] = ["noise", "noise", "call"]
-    pool = FilePool(4, 4)
+    pool = FilePool(4, labelled=True)
+    got = []
     for a, b in ((0, 7), (7, 8), (8, 25), (25, 30)):  # chunks cut inside recordings
         pool.add(z[a:b], sid[a:b], st[a:b], st[a:b] + 1.5, lab[a:b])
-    rows = pool.rows()
+        ready = pool.take()
+        # a recording's row is out as soon as the next one starts, not at the end
+        got.append([] if ready is None else ready["source_id"].tolist())
+    assert got == [[], [], [0, 2], []]
+    rows = pool.take(final=True)
+    assert rows["source_id"].tolist() == [3] and pool.take(final=True) is None
+    pool = FilePool(4, labelled=True)
+    pool.add(z, sid, st, st + 1.5, lab)
+    rows = pool.take(final=True)
     assert rows["source_id"].tolist() == [0, 2, 3]
     for i, s in enumerate([0, 2, 3]):
         m = sid == s
@@ -169,9 +179,13 @@ def test_file_pool_is_each_recordings_mean_and_std_whatever_the_chunks():
     assert rows["start_s"].tolist() == [0, 0, 0] and rows["end_s"].tolist() == [10.5] * 3
     # the most common label among the labelled windows; none: ""
     assert rows["label"].tolist() == ["call", "noise", ""]
-    unlabelled = FilePool(1, 4)
+    unlabelled = FilePool(4, labelled=False)
     unlabelled.add(z[:3], np.zeros(3, int), st[:3], st[:3] + 1)
-    assert "label" not in unlabelled.rows()
+    assert "label" not in unlabelled.take(final=True)
+    # a recording's windows must come together: one that comes back is refused
+    apart = FilePool(4, labelled=False, path="w.h5")
+    with pytest.raises(BadInputError, match="w.h5.*together"):
+        apart.add(z[:6], [0, 0, 1, 1, 0, 0], st[:6], st[:6] + 1)
 
 
 def test_embed_rows_files_one_row_per_recording(windows, tmp_path, wsd):

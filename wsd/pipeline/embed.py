@@ -102,7 +102,7 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                 atomic_output(out, force) as tmp:
             w = RowWriter(tmp, "embeddings", params, f.spectrogram, hist, f.sources)
             try:
-                pool = FilePool(len(f.sources.get("path", [])), int(net.embedding_dim)) \
+                pool = FilePool(int(net.embedding_dim), f.has("label"), windows) \
                     if rows == "files" else None
                 for t, shard in zip(tasks, done):
                     got = read_arrays(shard)
@@ -111,6 +111,9 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                         pool.add(got["embeddings"], f.read("source_id", sel),
                                  f.read("start_s", sel), f.read("end_s", sel),
                                  f.read("label", sel) if f.has("label") else None)
+                        ready = pool.take()
+                        if ready is not None:
+                            w.append(**ready)
                         advance(t.b - t.a)
                         continue
                     if rows == "windows":
@@ -119,8 +122,8 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
                                                                 "end_s", *carried)})
                     w.append(**got)
                     advance(t.b - t.a)
-                if pool is not None:
-                    w.append(**pool.rows())
+                if pool is not None and (last := pool.take(final=True)) is not None:
+                    w.append(**last)
                 if p.reconstruct:
                     _reconstructions(w, net, f, p.reconstruct, p.seed, info["norm"], dev)
                 dim = int(net.config["dim"]) if rows == "steps" else int(net.embedding_dim)
@@ -136,44 +139,76 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
 class FilePool:
     """``--rows files``: one row per recording, the mean and the standard deviation of its
     windows' embeddings side by side (``(2 D,)``, float32), spanning its first window's
-    start to its last window's end, labelled with its most common non-empty window label
-    (a recording holding a call is a positive, as ``detect`` counts recordings). Windows
-    arrive in chunks in any grouping; memory is one accumulator per recording."""
+    start to its last window's end, labelled (where the windows carry labels) with its most
+    common non-empty window label (a recording holding a call is a positive, as ``detect``
+    counts recordings). Windows arrive in file order, in chunks cut anywhere, each
+    recording's windows together (as ``slice`` writes them): a recording's row is ready
+    (:meth:`take`) once the next recording starts, so memory is one accumulator whatever the
+    number of recordings. A recording whose windows come back after another's is refused."""
 
-    def __init__(self, n_sources: int, dim: int):
-        self.sum = np.zeros((n_sources, dim))
-        self.sq = np.zeros((n_sources, dim))
-        self.n = np.zeros(n_sources, np.int64)
-        self.start = np.full(n_sources, np.inf)
-        self.end = np.full(n_sources, -np.inf)
-        self.labels: list[dict] = [{} for _ in range(n_sources)]
-        self.labelled = False
+    def __init__(self, dim: int, labelled: bool, path=None):
+        self.dim, self.labelled, self.path = dim, labelled, path
+        self.cur: int | None = None
+        self.done: set[int] = set()
+        self.ready: list[tuple] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sum, self.sq = np.zeros(self.dim), np.zeros(self.dim)
+        self.n, self.start, self.end = 0, np.inf, -np.inf
+        self.counts: dict[str, int] = {}
 
     def add(self, z, source_id, start_s, end_s, labels=None) -> None:
-        z = np.asarray(z, np.float64)
-        sid = np.asarray(source_id, np.int64)
-        np.add.at(self.sum, sid, z)
-        np.add.at(self.sq, sid, z * z)
-        np.add.at(self.n, sid, 1)
-        np.minimum.at(self.start, sid, np.asarray(start_s, np.float64))
-        np.maximum.at(self.end, sid, np.asarray(end_s, np.float64))
-        if labels is not None:
-            self.labelled = True
-            for s, lab in zip(sid.tolist(), labels):
-                lab = lab.decode() if isinstance(lab, bytes) else str(lab)
-                if lab:
-                    self.labels[s][lab] = self.labels[s].get(lab, 0) + 1
+        from wsd.errors import BadInputError
 
-    def rows(self) -> dict:
-        keep = np.flatnonzero(self.n > 0)  # a recording too short for a window has no row
-        n = self.n[keep, None].astype(np.float64)
-        mean = self.sum[keep] / n
-        std = np.sqrt(np.maximum(self.sq[keep] / n - mean * mean, 0.0))
-        out = {"embeddings": np.concatenate([mean, std], 1).astype(np.float32),
-               "source_id": keep, "start_s": self.start[keep], "end_s": self.end[keep]}
+        sid = np.asarray(source_id, np.int64)
+        st, en = np.asarray(start_s, np.float64), np.asarray(end_s, np.float64)
+        cuts = np.flatnonzero(np.diff(sid)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(sid)]):
+            s = int(sid[a])
+            if s != self.cur:
+                self._flush()
+                if s in self.done:
+                    raise BadInputError(f"--rows files needs each recording's windows "
+                                        f"together, and recording {s}'s come back after "
+                                        "another's (slice writes them together)", self.path)
+                self.cur = s
+            x = np.asarray(z[a:b], np.float64)
+            self.sum += x.sum(0)
+            self.sq += (x * x).sum(0)
+            self.n += b - a
+            self.start, self.end = min(self.start, st[a:b].min()), max(self.end, en[a:b].max())
+            if labels is not None:
+                for lab in labels[a:b]:
+                    lab = lab.decode() if isinstance(lab, bytes) else str(lab)
+                    if lab:
+                        self.counts[lab] = self.counts.get(lab, 0) + 1
+
+    def _flush(self) -> None:
+        if self.cur is None:
+            return
+        mean = self.sum / self.n
+        std = np.sqrt(np.maximum(self.sq / self.n - mean * mean, 0.0))
+        label = max(self.counts.items(), key=lambda kv: (kv[1], kv[0]))[0] \
+            if self.counts else ""
+        self.ready.append((self.cur, np.r_[mean, std], self.start, self.end, label))
+        self.done.add(self.cur)
+        self.cur = None
+        self._reset()
+
+    def take(self, final: bool = False) -> dict | None:
+        """The rows of the recordings complete so far (with ``final``: all), or None."""
+        if final:
+            self._flush()
+        if not self.ready:
+            return None
+        rows, self.ready = self.ready, []
+        out = {"embeddings": np.stack([r[1] for r in rows]).astype(np.float32),
+               "source_id": np.array([r[0] for r in rows], np.int64),
+               "start_s": np.array([r[2] for r in rows], np.float64),
+               "end_s": np.array([r[3] for r in rows], np.float64)}
         if self.labelled:  # as windows rows carry labels only where the windows have them
-            out["label"] = np.array([max(self.labels[s].items(), key=lambda kv: (kv[1], kv[0]))[0]
-                                     if self.labels[s] else "" for s in keep], dtype=object)
+            out["label"] = np.array([r[4] for r in rows], dtype=object)
         return out
 
 
