@@ -426,36 +426,37 @@ def orca(seeds, work: Path) -> list[str]:
     seqs, _ = _per_file({**r, "label": np.full(len(r["sid"]), "", object)})
     band = np.stack([np.concatenate([s.mean((0, 1)), s.std((0, 1))]) for s in seqs])
     rows = [("band energies + logistic regression", [auc(band, s) for s in seeds])]
-    def clip_scores(e, seed):
-        """A window probe (what `wsd train --arch linear` fits, every window of a clip
-        carrying the clip's label) on the same folds, each held-out clip's window scores
-        made one by each of `detect --clip-score`'s rules: ROC AUC per rule."""
-        from wsd.metrics.detection import CLIP_SCORES, per_recording
+
+    def wsd_probe_cv(x, sid, seed):
+        """Out-of-fold P(orca) of rows ``x`` (clip ``sid`` each) from wsd's probe (`train
+        --arch linear`: standardised on the training rows, balanced, C=1), on the folds
+        of the rows above, split by clip."""
         from wsd.models.probe import fit_probe, predict
 
-        sid = np.asarray(e["sid"])
         prob = np.zeros(len(sid))
         cv = StratifiedKFold(5, shuffle=True, random_state=seed)
         for tr, te in cv.split(np.zeros(len(y)), y):
-            m = np.isin(sid, tr)
-            probe = fit_probe(e["x"][m], y[sid[m]], seed=seed)
-            t = np.isin(sid, te)
-            prob[t] = predict(probe, e["x"][t])
+            m, t = np.isin(sid, tr), np.isin(sid, te)
+            prob[t] = predict(fit_probe(x[m], y[sid[m]], seed=seed), x[t])
+        return prob
+
+    def clip_scores(e, seed):
+        """A window probe (every window of a clip carrying the clip's label), each held-out
+        clip's window scores made one by each of `detect --clip-score`'s rules: ROC AUC
+        per rule."""
+        from wsd.metrics.detection import CLIP_SCORES, per_recording
+
+        sid = np.asarray(e["sid"])
+        prob = wsd_probe_cv(e["x"], sid, seed)
         return {how: float(roc_auc_score(y, per_recording(y[sid], prob, sid, how)[2]))
                 for how in CLIP_SCORES}
 
     def files_rows(emb, seed):
         """`wsd embed --rows files` (each clip's windows pooled by wsd itself) with wsd's
-        probe (`train --arch linear`: standardised, balanced, C=1), on the same folds."""
-        from wsd.models.probe import fit_probe, predict
-
+        probe, on the same folds."""
         e = _read_rows(emb)
         assert np.array_equal(e["sid"], np.arange(len(y))), "one row per clip, in order"
-        prob = np.zeros(len(y))
-        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
-        for tr, te in cv.split(np.zeros(len(y)), y):
-            prob[te] = predict(fit_probe(e["x"][tr], y[tr], seed=seed), e["x"][te])
-        return {"auc": float(roc_auc_score(y, prob))}
+        return {"auc": float(roc_auc_score(y, wsd_probe_cv(e["x"], e["sid"], seed)))}
 
     by_rule = {}
     for arch, name in (("kmeans", "**wsd default (kmeans), pooled per clip + logistic "

@@ -2,7 +2,7 @@
 from MERIDIAN train to val better than ``wsd detect --calibrate recording`` (robust z)?
 
     .venv/bin/python benchmarks/quality.py --tasks upcalls --keep --workdir W
-    .venv/bin/python benchmarks/upcall_calibration.py W/quality-XXXX/up
+    .venv/bin/python benchmarks/upcall_calibration.py W/quality-*/up   # the folder it printed
 
 The up-call recipe finds 11-12 of val's 20 calls with 1-4 false positives: at the threshold
 the probe chose on train, event F1 is about 0.68, while the best threshold on val itself
@@ -16,7 +16,7 @@ standardised per recording, ``c=0.01``) out of fold on train (5 folds by recordi
 probe's own threshold choice does) and on all of train for val. The log-odds are put on a
 per-recording scale:
 
-* ``mad``: (x - median) / (1.4826 MAD), what ``detect --calibrate recording`` does;
+* ``mad``: ``detect --calibrate recording``'s robust z, (x - median) / (1.4826 MAD);
 * ``peaks``: the same with the median and MAD of the trace's local maxima (the background
   peaks a threshold must clear);
 * ``peaks-q90``: (x - median of the peaks) / (their 90th percentile - median);
@@ -52,7 +52,7 @@ from _common import footer, mean_sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wsd.dsp.events import events_from_peaks  # noqa: E402
+from wsd.dsp.events import events_from_peaks, recording_z  # noqa: E402
 from wsd.io.labels import assign, read_labels  # noqa: E402
 from wsd.metrics.events import event_metrics  # noqa: E402
 from wsd.models.probe import (fit_probe, predict_logit, probe_targets,  # noqa: E402
@@ -105,8 +105,8 @@ def _peaks(x):
 
 
 def mad(x):
-    m, d = _robust(x)
-    return (x - m) / d
+    """detect --calibrate recording's robust z, of one recording."""
+    return recording_z(np.zeros(len(x), np.int64), x)
 
 
 def peaks(x):

@@ -113,9 +113,12 @@ def detector_metrics(y: np.ndarray, score: np.ndarray, decided: np.ndarray,
             "recording_score": how}
 
 
-#: How a recording's score comes from its windows' (``wsd detect --clip-score``): the
-#: highest; the mean; the median; the mean of the highest quarter (at least one window).
-CLIP_SCORES = ("max", "mean", "median", "top")
+#: How a recording's score comes from its windows' (``wsd detect --clip-score``), each
+#: with the words the page's captions use: the highest; the mean; the median; the mean of
+#: the highest quarter (at least one window).
+CLIP_SCORE_WORDS = {"max": "highest", "mean": "mean", "median": "median",
+                    "top": "mean of the highest quarter"}
+CLIP_SCORES = tuple(CLIP_SCORE_WORDS)
 #: ``--clip-score auto``: ``median`` when the recordings are clips (their median length is
 #: at most this many seconds), else ``max``. Measured on the OrcaCNN orca and noise clips
 #: (benchmarks/quality.py --tasks orca, default encoder, 3 seeds): a window probe's clip ROC

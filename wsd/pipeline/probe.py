@@ -64,8 +64,8 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     if norm == "recording":
         if len(np.unique(sid)) == len(sid):
             raise UsageError("-p norm=recording standardises each row by its own recording's "
-                             "rows, and these embeddings hold one row per recording (embed "
-                             "--rows files): every row would be 0. Use the default "
+                             "rows, and here there is one row per recording (as embed "
+                             "--rows files writes): every row would be 0. Use the default "
                              "norm=global", emb_path)
         z = recording_standardised(z, sid)
     y = probe_targets(lab, p.positive)

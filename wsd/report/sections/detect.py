@@ -86,17 +86,12 @@ def _one_class(y: np.ndarray, name: str, level: str) -> str:
     return (f"every {level} is '{name}'" if y.all() else f"no {level} is '{name}'")
 
 
-#: How the captions name detect's --clip-score.
-_HOW = {"max": "highest", "mean": "mean", "median": "median",
-        "top": "mean of the highest quarter"}
-
-
 def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, source_id,
                       name: str, metrics: dict) -> bool:
     """ROC/PR curves and confusion matrices of the levels (window, recording) whose labels
     hold both classes, a note for the others; ``metrics["computed"]`` for all. Whether the
     windows' labels hold both classes (so the score distribution can be split by them)."""
-    from wsd.metrics.detection import per_recording
+    from wsd.metrics.detection import CLIP_SCORE_WORDS, per_recording
 
     if y is None:
         sec.blocks.append(Note("No labels in this file: no ROC, precision-recall or confusion "
@@ -104,7 +99,7 @@ def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, sou
                                "class (slice with --labels to get them)."))
         return False
     how = str(det.attr("clip_score", "max"))  # files written before --clip-score: max
-    how = how if how in _HOW else "max"
+    how = how if how in CLIP_SCORE_WORDS else "max"
     recs, y_rec, s_rec = per_recording(y, score, source_id, how)
     _, _, d_rec = per_recording(y, np.asarray(positive, np.float64), source_id, how)
     d_rec = d_rec >= 0.5  # as detect decides a recording (detector_metrics)
@@ -121,8 +116,8 @@ def _labelled_figures(ctx: Ctx, sec: Section, det: Item, y, score, positive, sou
     if two:
         sec.blocks.append(Figure(ctx.save(FD.roc_pr(two, name), f"{det.name}_roc_pr"),
                                  "ROC and precision-recall curves of the per-window score (a "
-                                 f"recording's score is the {_HOW[how]} of its windows' "
-                                 "scores); dots mark the detector's decisions."))
+                                 f"recording's score is the {CLIP_SCORE_WORDS[how]} of its "
+                                 "windows' scores); dots mark the detector's decisions."))
         cms = {lv: metrics["computed"][lv]["confusion"] for lv in two}
         sec.blocks.append(Figure(ctx.save(FD.confusion(cms, name, "rest"),
                                           f"{det.name}_confusion"),
