@@ -36,9 +36,11 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   grouped by clip, of a logistic probe on each clip's pooled embeddings (kmeans and
   contrastive; features standardised across all clips first, as for the band energies)
   against band energies with logistic regression; and what the wsd commands give on the
-  same folds, each fold standardised on its own training clips: ``embed --rows files``
-  (wsd pools each clip) with wsd's probe, and a window probe whose window scores make a
-  clip score by each rule of ``detect --clip-score``.
+  same folds, each fold fitted on its own training clips: ``embed --rows files`` (wsd pools
+  each clip) with wsd's probe (``train --arch linear``'s defaults: rows of unit length, one
+  shared scale), also for the kmeans encoder with three members (``-p members=3``), and a
+  window probe whose window scores make a clip score by each rule of ``detect
+  --clip-score``.
 """
 
 from __future__ import annotations
@@ -429,8 +431,8 @@ def orca(seeds, work: Path) -> list[str]:
 
     def wsd_probe_cv(x, sid, seed):
         """Out-of-fold P(orca) of rows ``x`` (clip ``sid`` each) from wsd's probe (`train
-        --arch linear`: standardised on the training rows, balanced, C=1), on the folds
-        of the rows above, split by clip."""
+        --arch linear`'s defaults: rows of unit length, centred and scaled on the training
+        rows, balanced, C=1), on the folds of the rows above, split by clip."""
         from wsd.models.probe import fit_probe, predict
 
         prob = np.zeros(len(sid))
@@ -477,6 +479,14 @@ def orca(seeds, work: Path) -> list[str]:
             ef = work / f"f{arch}{seed}.h5"
             wsd("embed", win, "--model", enc, "--rows", "files", "-o", ef, "--force", "-q")
             by_rule.setdefault((arch, "files"), []).append(files_rows(ef, seed))
+            if arch == "kmeans":  # three copies of the encoder side by side (an ensemble)
+                enc3, ef3 = work / f"kmeans3-{seed}.h5", work / f"fkmeans3-{seed}.h5"
+                wsd("train", win, "--arch", arch, "-p", "members=3", "-o", enc3, "--seed",
+                    seed, "--force", "-q")
+                wsd("embed", win, "--model", enc3, "--rows", "files", "-o", ef3, "--force",
+                    "-q")
+                by_rule.setdefault(("kmeans -p members=3", "files"), []).append(
+                    files_rows(ef3, seed))
         rows.append((name, runs))
     for (arch, how), runs in by_rule.items():
         rows.append((f"{arch}: `embed --rows files` (wsd pools each clip) + wsd's probe"

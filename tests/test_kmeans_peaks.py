@@ -165,7 +165,7 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
     assert "wsd train --arch linear -p help explains them" in " ".join(r.err.split())
     assert not (tmp_path / "typo.h5").exists()
     saved = load_model(clf)
-    assert saved["config"]["norm"] == ("recording" if probe else "global")
+    assert saved["config"]["norm"] == ("recording" if probe else "unit")
     thr_rec = saved["params"]["threshold_recording"]
     assert np.isfinite(thr_rec)
     r = wsd("detect", emb, "--model", clf, "--calibrate", "recording", "--events", "peaks",

@@ -81,7 +81,7 @@ def test_probe_with_recording_norm_scores_a_file_as_it_was_fitted(tmp_path):
     hit = lo[site] > 0
     assert y[site][hit].mean() > 0.5 and hit[y[site] == 1].mean() > 0.8
     # a probe fitted without it fires on most of the loud site's rows at its threshold
-    plain = fit_probe(z[tr], y[tr], c=1.0)
+    plain = fit_probe(z[tr], y[tr], c=1.0, norm="global")
     assert (predict_logit(plain, z[site]) > 0).mean() > 0.5
 
 
@@ -192,7 +192,7 @@ def test_probe_blocks_average_one_fit_per_block():
     rng = np.random.default_rng(0)
     y = (rng.random(300) < 0.2).astype(int)
     z = rng.standard_normal((300, 12)) + y[:, None] * np.r_[np.ones(6), -np.ones(6)] * 0.7
-    probe = fit_probe(z, y, c=0.5, blocks=2)
+    probe = fit_probe(z, y, c=0.5, blocks=2, norm="global", scale="feature")
     assert probe.config["blocks"] == 2
     zs = (z - z.mean(0)) / z.std(0)
     want = np.mean([LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000,

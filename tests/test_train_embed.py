@@ -231,6 +231,12 @@ def test_a_probe_on_whole_clips(windows, tmp_path, wsd):
     r = wsd("train", emb, "--arch", "linear", "--positive", "high", "-o", probe)
     assert r.code == 0, r.err
     assert "2 positive and 2 negative rows of 4" in r.err
+    # pooled rows of clips: one scale shared by the features (-p scale=auto)
+    assert load_model(probe)["config"]["scale"] == "shared"
+    r = wsd("train", emb, "--arch", "linear", "--positive", "high", "-p", "scale=robust",
+            "-o", tmp_path / "bad.h5")
+    assert r.code == 2 and "scale must be one of" in r.err
+    assert not (tmp_path / "bad.h5").exists()
     r = wsd("detect", emb, "--model", probe, "-o", det)
     assert r.code == 0, r.err
     with open_file(det, "detections") as f:

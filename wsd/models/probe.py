@@ -88,31 +88,50 @@ def probe_targets(labels: np.ndarray, positive: str) -> np.ndarray:
 
 
 def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
-              norm: str = "global", blocks: int = 1):
+              norm: str = "unit", blocks: int = 1, scale: str = "auto"):
     """A :class:`~wsd.models.arch.linear.LinearProbe` fitted on embeddings ``z`` ``(n, D)``
     and targets ``y`` ``(n,)`` (0/1, -1 left out): standardisation from the rows used, then
-    balanced L2 logistic regression (sklearn, lbfgs). With ``norm="recording"``, ``z`` must
+    balanced L2 logistic regression (sklearn, lbfgs). With ``norm="unit"`` (the default)
+    each row is first scaled to unit length, here and by the model whenever it scores a
+    row (cosine geometry: a row's overall level drops out). With ``norm="recording"``, ``z`` must
     already be standardised per recording (:func:`recording_standardised`); the probe
     records it, so that :meth:`LoadedProbe.predict_rows` does the same. With ``blocks`` >
     1 the features are cut into that many equal blocks (the members of a ``kmeans -p
     members=N`` encoder), one logistic regression is fitted on each and the probe's log-odds
-    are their mean: one linear model still, whose errors average out over the members."""
+    are their mean: one linear model still, whose errors average out over the members.
+    ``scale`` (:data:`wsd.models.arch.linear.SCALES`): ``feature`` divides each centred
+    feature by its own standard deviation over the rows used; ``shared`` divides them all by
+    one number, the root mean square of those deviations, so that a feature which barely
+    varies in the training rows is not blown up when it varies in new ones (few rows, sparse
+    codes: the pooled rows of ``embed --rows files``); ``auto`` is ``feature`` with
+    ``norm="recording"`` and ``shared`` otherwise. The probe's config records the one used."""
     import torch
     from sklearn.linear_model import LogisticRegression
 
     from wsd import models
 
+    from wsd.models.arch.linear import unit_rows
+
     use = y >= 0
     x, t = np.asarray(z, np.float64)[use], y[use]
     if not np.isfinite(x).all():
         raise BadInputError("embeddings hold NaN or infinite values")
-    mean, scale = x.mean(0), x.std(0)
-    scale[scale < 1e-8] = 1.0
+    if norm == "unit":  # the model does the same to every row it scores
+        x = unit_rows(x)
+    from wsd.models.arch.linear import SCALES, resolve_scale
+
+    if scale not in SCALES:
+        raise UsageError(f"scale must be one of {', '.join(SCALES)} (got {scale!r})")
+    scale = resolve_scale(scale, norm)
+    mean, sd = x.mean(0), x.std(0)
+    if scale == "shared":
+        sd = np.full_like(sd, float(np.sqrt(np.mean(np.square(sd)))))
+    sd[sd < 1e-8] = 1.0
     dim = x.shape[1]
     if blocks < 1 or dim % blocks:
         raise UsageError(f"blocks={blocks}: the {dim} features do not cut into that many "
                          "equal blocks (give the encoder's members)")
-    xs = (x - mean) / scale
+    xs = (x - mean) / sd
     step = dim // blocks
     coef, bias = np.zeros(dim), 0.0
     for i in range(blocks):
@@ -122,10 +141,11 @@ def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
         lr.fit(xs[:, part], t)
         coef[part] = lr.coef_[0] / blocks
         bias += float(lr.intercept_[0]) / blocks
-    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c, norm=norm, blocks=blocks)
+    probe = models.build("linear", 1, z.shape[1], n_classes=2, c=c, norm=norm, blocks=blocks,
+                         scale=scale)
     with torch.no_grad():
         probe.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        probe.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        probe.scale.copy_(torch.as_tensor(sd, dtype=torch.float32))
         w = torch.as_tensor(coef, dtype=torch.float32)
         b = bias
         # two logits whose softmax is the logistic regression's probability

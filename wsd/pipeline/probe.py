@@ -57,6 +57,9 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
                e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
     cfg = models.build("linear", 1, 1, **p.arch_params).config  # checks the keys
     c, norm, blocks = float(cfg["c"]), str(cfg["norm"]), int(cfg["blocks"])
+    from wsd.models.arch.linear import resolve_scale
+
+    scale = resolve_scale(str(cfg["scale"]), norm)
     if z.shape[1] % blocks:
         raise UsageError(f"-p blocks={blocks}: the embeddings' {z.shape[1]} features do not "
                          "cut into that many equal blocks (give the encoder's members)",
@@ -66,13 +69,13 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
             raise UsageError("-p norm=recording standardises each row by its own recording's "
                              "rows, and here there is one row per recording (as embed "
                              "--rows files writes): every row would be 0. Use the default "
-                             "norm=global", emb_path)
+                             "norm=unit", emb_path)
         z = recording_standardised(z, sid)
     y = probe_targets(lab, p.positive)
     progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
                   f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
-    thr, val, thr_rec = _probe_threshold(z, y, sid, c, p.seed, blocks)
-    probe = fit_probe(z, y, c=c, seed=p.seed, norm=norm, blocks=blocks)
+    thr, val, thr_rec = _probe_threshold(z, y, sid, c, p.seed, blocks, scale, norm)
+    probe = fit_probe(z, y, c=c, seed=p.seed, norm=norm, blocks=blocks, scale=scale)
     params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
               "classes": ["other", p.positive], "input_kind": "embeddings",
               "threshold": thr, "val_metrics": val, **enc}
@@ -91,8 +94,8 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
 PROBE_FOLDS = 5
 
 
-def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1
-                     ) -> tuple[float, dict | None, float | None]:
+def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1, scale: str = "feature",
+                     norm: str = "unit") -> tuple[float, dict | None, float | None]:
     """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
     (0.5 and no metrics when the positives sit in fewer than two recordings); and the
     best-F1 threshold of the out-of-fold log-odds as robust z per recording (what
@@ -113,7 +116,8 @@ def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1
     for tr, te in GroupKFold(folds).split(use, y[use], groups):
         yt = y[use][tr]
         if (yt == 1).any() and (yt == 0).any():
-            probe = fit_probe(z[use][tr], yt, c=c, seed=seed, blocks=blocks)
+            probe = fit_probe(z[use][tr], yt, c=c, seed=seed, blocks=blocks, scale=scale,
+                              norm=norm)
             rows = np.flatnonzero(np.isin(sid, np.unique(groups[te])))
             logit[rows] = predict_logit(probe, z[rows])
             # P(positive) is the sigmoid of the two classes' log-odds (the probe's softmax)
