@@ -12,7 +12,7 @@ would transfer the threshold.
 
 For each seed's recipe embeddings in the folder (``etr{TAG}{seed}.h5`` and
 ``eva{TAG}{seed}.h5``, TAG ``band-kmeans`` by default) it fits the recipe's probe (rows
-standardised per recording, ``c=0.01``) out of fold on train (5 folds by recording, as the
+standardised per recording, ``c=0.01``; ``--norm unit``: rows of unit length instead) out of fold on train (5 folds by recording, as the
 probe's own threshold choice does) and on all of train for val. The log-odds are put on a
 per-recording scale:
 
@@ -166,13 +166,13 @@ def f1_curve(d, z, truth, recs, grid, length):
     return np.array(out)
 
 
-def oof_logits(a, y, sid, seed, blocks):
+def oof_logits(a, y, sid, seed, blocks, norm="recording"):
     from sklearn.model_selection import GroupKFold
 
     use = np.flatnonzero(y >= 0)
     logit = np.full(len(y), np.nan)
     for tr, te in GroupKFold(min(5, len(np.unique(sid)))).split(use, y[use], sid[use]):
-        probe = fit_probe(a[use][tr], y[use][tr], c=0.01, seed=seed, blocks=blocks)
+        probe = fit_probe(a[use][tr], y[use][tr], c=0.01, seed=seed, blocks=blocks, norm=norm)
         rows = np.flatnonzero(np.isin(sid, np.unique(sid[use][te])))
         logit[rows] = predict_logit(probe, a[rows])
     return logit
@@ -186,6 +186,11 @@ def main(argv=None) -> int:
                     "recipe's)")
     ap.add_argument("--blocks", type=int, default=1,
                     help="the probe's -p blocks (3 for embeddings of kmeans -p members=3)")
+    ap.add_argument("--norm", choices=("recording", "unit"), default="recording",
+                    help="the probe's -p norm: recording (the recipe's) or unit (the probe's "
+                    "default: rows of unit length)")
+    ap.add_argument("--scales", nargs="+", choices=list(SCALES), default=list(SCALES),
+                    help="the per-recording scales to score (default: all)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     w = a.folder
@@ -197,18 +202,23 @@ def main(argv=None) -> int:
     train_table, val_table = w / "train-labels.csv", w / "val-truth.csv"
     ttruth, vtruth = events_of(train_table), events_of(val_table)
     length = float(np.median([e - s for v in ttruth.values() for s, e in v]))
-    res = {k: {"train": [], "val": [], "oracle": [], "thr": []} for k in SCALES}
+    scales = {k: SCALES[k] for k in a.scales}
+    res = {k: {"train": [], "val": [], "oracle": [], "thr": []} for k in scales}
     for seed in seeds:
         tr, va = load(w / f"etr{a.tag}{seed}.h5"), load(w / f"eva{a.tag}{seed}.h5")
         y = probe_targets(window_labels(tr, train_table), "upcall")
-        at = recording_standardised(tr["embeddings"], tr["source_id"])
-        av = recording_standardised(va["embeddings"], va["source_id"])
-        lt = oof_logits(at, y, tr["source_id"], seed, a.blocks)
-        lv = predict_logit(fit_probe(at, y, c=0.01, seed=seed, blocks=a.blocks), av)
+        if a.norm == "recording":
+            at = recording_standardised(tr["embeddings"], tr["source_id"])
+            av = recording_standardised(va["embeddings"], va["source_id"])
+        else:  # the probe scales each row to unit length itself
+            at, av = tr["embeddings"], va["embeddings"]
+        lt = oof_logits(at, y, tr["source_id"], seed, a.blocks, a.norm)
+        lv = predict_logit(fit_probe(at, y, c=0.01, seed=seed, blocks=a.blocks, norm=a.norm),
+                           av)
         trecs = list(range(len(tr["paths"])))
         calls = [s for s in trecs if len(ttruth.get(Path(tr["paths"][s]).name, ()))]
         quiet = [s for s in trecs if s not in calls]
-        for name, (fn, grid) in SCALES.items():
+        for name, (fn, grid) in scales.items():
             zt = scaled_per_recording(tr["source_id"], lt, fn)
             zv = scaled_per_recording(va["source_id"], lv, fn)
             pairs = []
@@ -224,7 +234,7 @@ def main(argv=None) -> int:
             r["oracle"].append(cv.max())
             r["thr"].append(grid[k])
         print(f"seed {seed} done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"\n## upcall_calibration.py: {a.tag}, probe blocks={a.blocks}, seeds "
+    print(f"\n## upcall_calibration.py: {a.tag}, probe norm={a.norm} blocks={a.blocks}, seeds "
           f"{' '.join(map(str, seeds))}\n")
     print("| scale | train only: F1 on held-out pairs | val F1 at train's threshold | "
           "val best F1 (oracle) | train's threshold |")
