@@ -70,7 +70,12 @@ def _recordings(folder: Path, name: str, calls_per: list[int], rng) -> tuple[lis
     return rows, paths
 
 
-def test_runs_on_a_quality_folder_and_prints_every_scale(cal, tmp_path, capsys):
+@pytest.mark.parametrize("extra, scales", [
+    ([], None),  # every scale, the recipe's previous probe (rows per recording)
+    (["--norm", "unit", "--scales", "mad", "peaks"], {"mad", "peaks"}),
+])
+def test_runs_on_a_quality_folder_and_prints_every_scale(cal, tmp_path, capsys, extra,
+                                                         scales):
     rng = np.random.default_rng(1)
     tr_rows, _ = _recordings(tmp_path, "tr", [6, 6, 6, 0, 0, 0], rng)
     va_rows, _ = _recordings(tmp_path, "va", [6, 0], rng)
@@ -79,11 +84,12 @@ def test_runs_on_a_quality_folder_and_prints_every_scale(cal, tmp_path, capsys):
             w = csv.writer(fh)
             w.writerow(["path", "start_s", "end_s", "label"])
             w.writerows(rows)
-    assert cal.main([str(tmp_path)]) == 0
+    assert cal.main([str(tmp_path), *extra]) == 0
     out = capsys.readouterr().out
+    assert f"probe norm={'unit' if extra else 'recording'}" in out
     table = {line.split("|")[1].strip(): line for line in out.splitlines()
              if line.startswith("| ") and "scale" not in line}
-    assert set(table) == set(cal.SCALES)
+    assert set(table) == (scales or set(cal.SCALES))
     # calls this clear are all found at the threshold chosen on train
     val_f1 = float(table["mad"].split("|")[3].strip())
     assert val_f1 >= 0.9
