@@ -75,12 +75,19 @@ def passive_threads() -> None:
 
 
 def mean_sd(values, spread: bool = False) -> str:
-    """``0.123`` for one value, else ``mean±sd`` (with ``spread``: ``[min,max]`` too)."""
-    v = np.asarray(values, dtype=np.float64)
+    """``0.123`` for one value, else ``mean±sd`` (with ``spread``: ``[min,max]`` too). Values
+    that are None or NaN (a metric undefined for that seed) are left out and counted, never
+    printed as nan: ``0.123±0.010 (1 of 3 undefined)``, or ``undefined``."""
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=np.float64)
+    bad = ~np.isfinite(v)
+    if bad.all():
+        return "undefined"
+    note = f" ({int(bad.sum())} of {len(v)} undefined)" if bad.any() else ""
+    v = v[~bad]
     if len(v) == 1:
-        return f"{v[0]:.3f}"
+        return f"{v[0]:.3f}{note}"
     out = f"{v.mean():.3f}±{v.std(ddof=1):.3f}"
-    return out + (f" [{v.min():.2f},{v.max():.2f}]" if spread else "")
+    return out + (f" [{v.min():.2f},{v.max():.2f}]" if spread else "") + note
 
 
 def footer(t0: float) -> str:

@@ -100,3 +100,13 @@ def test_an_empty_folder_says_what_to_run(cal, tmp_path, capsys):
         (tmp_path / fname).write_text("path,start_s,end_s,label\n")
     assert cal.main([str(tmp_path)]) == 1
     assert "quality.py --tasks upcalls --keep" in capsys.readouterr().out
+
+
+def test_benchmark_tables_never_print_nan(cal):
+    """A metric undefined for a seed (an AP without events) is left out and counted."""
+    from _common import mean_sd
+
+    assert mean_sd([0.1, 0.3]) == "0.200±0.141"
+    assert mean_sd([0.1, None, float("nan"), 0.3]) == "0.200±0.141 (2 of 4 undefined)"
+    assert mean_sd([0.5, None]) == "0.500 (1 of 2 undefined)"
+    assert mean_sd([None, None]) == "undefined"

@@ -39,12 +39,15 @@ def match_count(det: np.ndarray, ref: np.ndarray, iou: float = IOU) -> int:
 
 
 def event_ap(dets: dict, refs: dict, iou: float = IOU) -> float | None:
-    """Average precision of detections ranked by score (``det[:, 2]``) over recordings."""
+    """Average precision of detections ranked by score (``det[:, 2]``) over recordings: None
+    without reference events, 0 when there are some and no detection (none is found)."""
     rows = sorted(((float(d[i, 2]), name, i) for name, d in dets.items()
                    for i in range(len(d))), key=lambda r: -r[0])
     n_ref = sum(len(r) for r in refs.values())
-    if n_ref == 0 or not rows:
+    if n_ref == 0:
         return None
+    if not rows:
+        return 0.0
     used = {n: np.zeros(len(r), bool) for n, r in refs.items()}
     ious = {n: iou_matrix(dets[n], refs[n]) for n in dets if n in refs}
     tp = np.zeros(len(rows))
