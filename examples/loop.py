@@ -42,7 +42,9 @@ LABEL = "upcall"
 #: The README's detection recipe: the encoder ...
 ENCODER = ["-p", "fpatch=8", "-p", "fstride=4", "-p", "k=128", "-p", "pca=64",
            "-p", "full=256"]
-#: ... and the probe.
+#: ... and the probe the loop was measured with (the README's figures): rows standardised per
+#: recording, the recipe's probe until the probe's default became rows of unit length (the
+#: recipe now gives -p c=0.01 alone; the loop has not been re-measured with it).
 PROBE = ["-p", "norm=recording", "-p", "c=0.01"]
 EVENT_LENGTH = "1.33"  # s: the median duration of the train up-calls
 
