@@ -347,3 +347,16 @@ def test_arch_param_help_lists_every_key_with_its_meaning(name, wsd, tmp_path):
     for key, default in cls.defaults.items():
         assert f"{key} [default {default!r}]" in text
         assert " ".join(cls.param_docs[key].split()) in text
+
+
+def test_arch_param_help_needs_no_files(wsd):
+    """What the error for an unknown key tells users to run works as typed: `wsd train
+    --arch linear -p help`, with no windows file and no -o; `-p help` alone lists the
+    default architecture's keys; an unknown architecture is a usage error."""
+    r = wsd("train", "--arch", "linear", "-p", "help")
+    assert r.code == 0, r.err
+    assert "norm" in r.out and "scale" in r.out and r.out.startswith("linear:")
+    r = wsd("train", "-p", "help")
+    assert r.code == 0 and r.out.startswith("kmeans:")
+    r = wsd("train", "--arch=nope", "--arch-param=help")
+    assert r.code == 2 and "unknown architecture 'nope'" in r.err

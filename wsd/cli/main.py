@@ -170,6 +170,13 @@ def _run(args: list[str]) -> int:
         return ExitStatus.INTERRUPTED
 
     try:
+        if args[:1] == ["train"]:  # `-p help` needs no files: answer it before the parser
+            from wsd.cli.train import arch_help_request, print_arch_params
+
+            arch = arch_help_request(args[1:])
+            if arch is not None:
+                print_arch_params(arch)
+                return 0
         rv = cmd.main(args=args, prog_name="wsd", standalone_mode=False)
         if rv == ExitStatus.INTERRUPTED:  # the framework's own KeyboardInterrupt -> 130
             return interrupted()

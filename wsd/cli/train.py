@@ -23,7 +23,26 @@ def parse_arch_params(items: list[str]) -> dict:
     return out
 
 
-def _print_arch_params(arch: str) -> None:
+def arch_help_request(args: list[str]) -> str | None:
+    """The architecture whose keys ``wsd train ARGS`` asks for with ``-p help`` (``--arch``,
+    else the default), or None when it does not ask: so that ``wsd train --arch linear -p
+    help`` answers without a windows file or ``-o``."""
+    arch, asked, it = "kmeans", False, iter(args)
+    for a in it:
+        if a == "--":
+            break
+        if a in ("-a", "--arch"):
+            arch = next(it, arch)
+        elif a.startswith("--arch="):
+            arch = a.split("=", 1)[1]
+        elif a in ("-p", "--arch-param"):
+            asked |= next(it, "") == "help"
+        elif a in ("--arch-param=help", "-phelp"):
+            asked = True
+    return arch if asked else None
+
+
+def print_arch_params(arch: str) -> None:
     """``-p help``: each --arch-param key of ``arch`` with its default and meaning."""
     import textwrap
 
@@ -130,7 +149,7 @@ def train_cmd(
     (convae 3.7x faster measured); the lstm and attention models are fastest in float32.
     """
     if "help" in arch_param:
-        _print_arch_params(arch)
+        print_arch_params(arch)
         raise typer.Exit(0)
     from wsd.errors import UsageError
     from wsd.io.store import check_output, open_file, output_lock
