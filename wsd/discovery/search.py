@@ -28,9 +28,10 @@ BLOCK = 65536
 METHODS = ("pooled", "dtw")
 
 
-def normalise(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` ``(n, D)`` scaled to unit L2 norm (float32; all-zero rows stay zero)."""
-    x = np.asarray(x, np.float32)
+def normalise(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Rows of ``x`` ``(n, D)`` scaled to unit L2 norm (``dtype``, float32 by default; all-zero
+    rows stay zero)."""
+    x = np.asarray(x, dtype)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norm, 1e-12)
 

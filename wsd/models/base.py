@@ -108,6 +108,9 @@ class WsdModel(nn.Module):
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""  # "autoencoder" | "gan" | "classifier"
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Settings added to the architecture since its first model files: the value that
+    #: reproduces what a file written without them did (read back by load_trained).
+    file_defaults: ClassVar[dict[str, Any]] = {}
     param_docs: ClassVar[dict[str, str]] = {}
     # Small shapes and params for the CPU contract tests: build(name, **test_config).
     test_config: ClassVar[dict[str, Any]] = {}

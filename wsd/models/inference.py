@@ -58,13 +58,10 @@ def load_trained(path, device: str = "cpu"):
         frames, bins = int(cfg.pop("frames")), int(cfg.pop("bins"))
     except (KeyError, TypeError, ValueError):
         raise BadInputError("model config lacks its input shape (frames, bins)", path) from None
-    try:  # settings added since the file was written: what the file's model did
-        cfg = {**getattr(models.get(info["arch"]), "file_defaults", {}), **cfg}
-    except UsageError:
-        pass  # an unknown architecture: build() below says so
     if cfg.get("weights"):
         cfg["weights"] = ""  # pretrained weights were only a starting point: the file has all
-    try:
+    try:  # settings added since the file was written take what the file's model did
+        cfg = {**models.get(info["arch"]).file_defaults, **cfg}
         model = models.build(info["arch"], frames, bins, **cfg)
     except UsageError as e:
         raise BadInputError(f"model cannot be rebuilt: {e}", path) from None

@@ -109,20 +109,18 @@ def fit_probe(z: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0,
     from sklearn.linear_model import LogisticRegression
 
     from wsd import models
-
-    from wsd.models.arch.linear import unit_rows
-
-    use = y >= 0
-    x, t = np.asarray(z, np.float64)[use], y[use]
-    if not np.isfinite(x).all():
-        raise BadInputError("embeddings hold NaN or infinite values")
-    if norm == "unit":  # the model does the same to every row it scores
-        x = unit_rows(x)
+    from wsd.discovery.search import normalise
     from wsd.models.arch.linear import SCALES, resolve_scale
 
     if scale not in SCALES:
         raise UsageError(f"scale must be one of {', '.join(SCALES)} (got {scale!r})")
     scale = resolve_scale(scale, norm)
+    use = y >= 0
+    x, t = np.asarray(z, np.float64)[use], y[use]
+    if not np.isfinite(x).all():
+        raise BadInputError("embeddings hold NaN or infinite values")
+    if norm == "unit":  # the model does the same to every row it scores
+        x = normalise(x, np.float64)
     mean, sd = x.mean(0), x.std(0)
     if scale == "shared":
         sd = np.full_like(sd, float(np.sqrt(np.mean(np.square(sd)))))

@@ -26,6 +26,7 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     from wsd.io.store import atomic_output, open_file
     from wsd.io.store.models import save_model
     from wsd import models
+    from wsd.models.arch.linear import resolve_scale
     from wsd.models.probe import fit_probe, probe_targets, recording_standardised
 
     progress = progress or Progress()
@@ -57,8 +58,6 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
                e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
     cfg = models.build("linear", 1, 1, **p.arch_params).config  # checks the keys
     c, norm, blocks = float(cfg["c"]), str(cfg["norm"]), int(cfg["blocks"])
-    from wsd.models.arch.linear import resolve_scale
-
     scale = resolve_scale(str(cfg["scale"]), norm)
     if z.shape[1] % blocks:
         raise UsageError(f"-p blocks={blocks}: the embeddings' {z.shape[1]} features do not "
@@ -94,7 +93,7 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
 PROBE_FOLDS = 5
 
 
-def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1, scale: str = "feature",
+def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1, scale: str = "auto",
                      norm: str = "unit") -> tuple[float, dict | None, float | None]:
     """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
     (0.5 and no metrics when the positives sit in fewer than two recordings); and the

@@ -23,7 +23,8 @@ otherwise be blown up by its own tiny deviation in a new row. The default ``scal
 ``shared``, except after ``norm=recording``, whose rows are already standardised feature by
 feature. Measured (benchmarks/README.md): orca clips against noise with ``--rows files``,
 ROC AUC 0.889±0.097 with the old ``norm=global scale=feature`` against 0.960±0.019; the
-up-call recipe (``norm=recording``) 0.680 with ``feature`` against 0.652 with ``shared``.
+previous up-call recipe's probe (``norm=recording``) 0.680 with ``feature`` against 0.652
+with ``shared``.
 """
 
 from __future__ import annotations
@@ -44,19 +45,6 @@ NORMS = ("global", "recording", "unit")
 #: (the input is already standardised feature by feature) and ``shared`` otherwise (both
 #: measured best there: benchmarks/README.md).
 SCALES = ("auto", "feature", "shared")
-
-
-#: ``norm=unit``: a row shorter than this (all but zero) is left as it is.
-UNIT_FLOOR = 1e-12
-
-
-def unit_rows(x):
-    """Rows of ``x`` (a tensor or an array, ``(n, D)``) over their Euclidean length."""
-    if isinstance(x, torch.Tensor):
-        return x / x.norm(dim=-1, keepdim=True).clamp_min(UNIT_FLOOR)
-    import numpy as np
-
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), UNIT_FLOOR)
 
 
 def resolve_scale(scale: str, norm: str) -> str:
@@ -108,8 +96,8 @@ class LinearProbe(ClassifierModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         x = x[:, 0, :]
-        if self.config["norm"] == "unit":
-            x = unit_rows(x)
+        if self.config["norm"] == "unit":  # as wsd.discovery.search.normalise (fit_probe)
+            x = nn.functional.normalize(x, dim=-1, eps=1e-12)
         return (x - self.mean) / self.scale
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
