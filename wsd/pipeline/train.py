@@ -345,11 +345,18 @@ def _finish(run: _Run, st: TrainState, out: Path, ckpt: Path) -> dict | None:
 
 
 def _first_rows(path: str, runs: np.ndarray, n: int = AMP_SAMPLE) -> np.ndarray:
-    """The first ``n`` training windows (dB)."""
+    """The first ``n`` training windows (dB), from as many runs as it takes (a run of one
+    window, a short clip, would give a trial training step one window, which BatchNorm
+    refuses)."""
     from wsd.io.store.reader import read_rows
 
-    a, b = (int(v) for v in runs[0])
-    return read_rows(path, "windows", a, min(b, a + n))
+    parts, got = [], 0
+    for a, b in np.asarray(runs, np.int64).reshape(-1, 2):
+        parts.append(read_rows(path, "windows", int(a), int(min(b, a + n - got))))
+        got += len(parts[-1])
+        if got >= n:
+            break
+    return np.concatenate(parts)
 
 
 def _sample_rows(path: str, runs: np.ndarray, n: int, seed: int) -> np.ndarray:

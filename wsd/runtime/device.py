@@ -155,7 +155,7 @@ def bf16_failure(model, x, train: bool = False) -> str | None:
     try:
         with torch.random.fork_rng(devices=devices):
             disagreement(model, x)
-            if train:
+            if train and len(x) > 1:  # training drops a batch of one window too
                 clone = copy.deepcopy(model)
                 kw = {}
                 if getattr(clone, "kind", "") == "classifier":
