@@ -19,6 +19,7 @@ per-recording scale:
 * ``mad``: ``detect --calibrate recording``'s robust z, (x - median) / (1.4826 MAD);
 * ``peaks``: the same with the median and MAD of the trace's local maxima (the background
   peaks a threshold must clear);
+* ``peaks-raw``: the same over the local maxima of the unsmoothed trace;
 * ``peaks-q90``: (x - median of the peaks) / (their 90th percentile - median);
 * ``blockmax-B``: the median and MAD of the maxima of blocks of B windows (a robust Gumbel
   fit of the background's extremes; 15 windows are 3.8 s at the recipe's step);
@@ -114,6 +115,15 @@ def peaks(x):
     return (x - m) / d
 
 
+def peaks_raw(x):
+    """The same over the unsmoothed trace's local maxima (what a detector can use without
+    knowing the events' smoothing)."""
+    from scipy.signal import argrelmax
+
+    m, d = _robust(x[argrelmax(x)[0]])
+    return (x - m) / d
+
+
 def peaks_q90(x):
     p = _peaks(x)
     m = np.median(p)
@@ -134,6 +144,7 @@ def std(x):
 
 SCALES = {"mad": (mad, np.arange(1.0, 9.01, 0.1)),
           "peaks": (peaks, np.arange(0.0, 9.01, 0.1)),
+          "peaks-raw": (peaks_raw, np.arange(0.0, 9.01, 0.1)),
           "peaks-q90": (peaks_q90, np.arange(0.3, 5.01, 0.05)),
           "blockmax-8": (blockmax(8), np.arange(-2.0, 9.01, 0.1)),
           "blockmax-15": (blockmax(15), np.arange(-2.0, 9.01, 0.1)),

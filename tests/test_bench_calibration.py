@@ -34,6 +34,9 @@ def test_mad_scale_is_detects_recording_z(cal):
     sid = np.repeat([0, 1, 2], 300)
     x = rng.standard_normal(900) * np.repeat([1.0, 3.0, 0.5], 300) + np.repeat([0, 5, -2], 300)
     np.testing.assert_allclose(cal.scaled_per_recording(sid, x, cal.mad), recording_z(sid, x))
+    # the peaks scale measured here is detect --calibrate peaks
+    np.testing.assert_allclose(cal.scaled_per_recording(sid, x, cal.peaks),
+                               recording_z(sid, x, "peaks"), rtol=1e-9, atol=1e-9)
     # the block-maxima scale puts a recording's typical block maximum at 0, whatever its
     # level and spread
     z = cal.scaled_per_recording(sid, x, cal.blockmax(15))

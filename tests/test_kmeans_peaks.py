@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from wsd.errors import UsageError
 from wsd.dsp.events import events_from_peaks, recording_z
 from wsd.io.labels import UNSURE, assign
 from wsd.io.store import open_file
@@ -70,6 +71,33 @@ def test_recording_z_maps_each_recordings_level_to_zero():
         assert mad == pytest.approx(1.0)
 
 
+def test_recording_z_peaks_counts_in_spreads_of_the_background_peaks():
+    from wsd.dsp.events import trace_peaks
+
+    rng = np.random.default_rng(1)
+    sid = np.repeat([0, 1], 400)
+    s = np.r_[rng.normal(-6, 1, 400), rng.normal(2, 3, 400)]
+    start = np.tile(np.arange(400) * 0.25, 2)
+    z = recording_z(sid, s, "peaks", start)
+    for k in (0, 1):
+        pk = trace_peaks(s[sid == k])  # the trace averaged over 5 windows, its maxima
+        assert len(pk) > 20
+        zk = (trace_peaks(z[sid == k]))
+        assert abs(np.median(zk)) < 1e-9  # the median background peak maps to 0 ...
+        assert np.median(np.abs(zk)) * 1.4826 == pytest.approx(1.0)  # ... its spread to 1
+        # the peaks sit above the bulk: the recording's usual level is below 0
+        assert np.median(z[sid == k]) < -0.2
+    # rows out of time order are put in order by start_s first
+    perm = rng.permutation(800)
+    np.testing.assert_allclose(recording_z(sid[perm], s[perm], "peaks", start[perm]), z[perm])
+    # a short clip has too few maxima: it is scaled by all its scores
+    short = np.array([0.0, 3.0, 1.0, 2.0])
+    np.testing.assert_allclose(recording_z(np.zeros(4, int), short, "peaks"),
+                               recording_z(np.zeros(4, int), short))
+    with pytest.raises(UsageError, match="recording or peaks"):
+        recording_z(sid, s, "mad")
+
+
 def test_label_cover_leaves_out_windows_that_hold_little_of_a_call():
     ev = [(1.0, 2.0, "up"), (10.0, 30.0, "song")]
     start = np.array([0.5, 1.6, 5.0, 12.0, 29.5])
@@ -118,18 +146,20 @@ def calls(tmp_path_factory):
 
 
 @pytest.mark.parametrize("encoder,probe,dim", [
-    ([], [], 96),
+    # the default: three copies of the encoder side by side, a probe fit per copy
+    ([], [], 3 * 96),
     # the band recipe: patches of 8 of the 24 bands (3 positions), rows standardised per
-    # recording by the probe
-    (["-p", "fpatch=8", "-p", "fstride=8"], ["-p", "norm=recording", "-p", "c=0.01"], 288),
+    # recording by the probe; one copy
+    (["-p", "fpatch=8", "-p", "fstride=8", "-p", "members=1"],
+     ["-p", "norm=recording", "-p", "c=0.01"], 288),
     # ... with a second, full-band dictionary of 16 centroids beside it (saved and reloaded
-    # by train and embed)
+    # by train and embed), three copies
     (["-p", "fpatch=8", "-p", "fstride=8", "-p", "full=16", "-p", "full_pca=32"],
-     ["-p", "norm=recording", "-p", "c=0.01"], 288 + 48),
+     ["-p", "c=0.01"], 3 * (288 + 48)),
     # ... two members of it, a probe averaging one fit per member
     (["-p", "fpatch=8", "-p", "fstride=8", "-p", "full=16", "-p", "full_pca=32", "-p",
       "members=2"], ["-p", "norm=recording", "-p", "c=0.01", "-p", "blocks=2"], 2 * 336),
-], ids=["full-band", "band-patches-recording-norm", "band-and-full-dictionaries",
+], ids=["full-band", "band-patches-recording-norm", "band-and-full-dictionaries-three-members",
         "two-members-blocks"])
 def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encoder, probe,
                                                     dim):
@@ -165,9 +195,13 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
     assert "wsd train --arch linear -p help explains them" in " ".join(r.err.split())
     assert not (tmp_path / "typo.h5").exists()
     saved = load_model(clf)
-    assert saved["config"]["norm"] == ("recording" if probe else "unit")
+    assert saved["config"]["norm"] == ("recording" if "norm=recording" in probe else "unit")
+    # the probe fits one regression per copy of the encoder unless told otherwise
+    members = 2 if "members=2" in encoder else 1 if "members=1" in encoder else 3
+    assert saved["config"]["blocks"] == members
     thr_rec = saved["params"]["threshold_recording"]
-    assert np.isfinite(thr_rec)
+    thr_peaks = saved["params"]["threshold_peaks"]
+    assert np.isfinite(thr_rec) and np.isfinite(thr_peaks)
     r = wsd("detect", emb, "--model", clf, "--calibrate", "recording", "--events", "peaks",
             "--event-length", "0.8", "--smooth", "1", "--truth", d / "labels.csv", "-o", det)
     assert r.code == 0, r.err
@@ -185,6 +219,15 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
         assert f.attrs("/")["calibrate"] == "recording"
     assert m["f1"] >= 0.8, m
     assert np.allclose(length[(length > 0.79)], 0.8) and (length <= 0.8 + 1e-9).all()
+    # the background peaks' scale, with the threshold the probe chose on it
+    r = wsd("detect", emb, "--model", clf, "--calibrate", "peaks", "--events", "peaks",
+            "--event-length", "0.8", "--smooth", "1", "--truth", d / "labels.csv", "-o", det,
+            "--force")
+    assert r.code == 0, r.err
+    with open_file(det) as f:
+        assert f.attrs("/")["calibrate"] == "peaks"
+        assert f.attrs("/")["threshold"] == pytest.approx(thr_peaks)
+        assert json.loads(f.attrs("/")["metrics_json"])["events"]["f1"] >= 0.8
 
 
 def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
@@ -192,6 +235,8 @@ def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
     assert wsd("slice", calls / "r0.wav", "-o", win, "--frames", "16", "-q").code == 0
     r = wsd("detect", win, "--silence", "--calibrate", "recording", "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--calibrate applies to a trained detector" in r.err
+    r = wsd("detect", win, "--silence", "--calibrate", "median", "-o", tmp_path / "d.h5")
+    assert r.code == 2 and "--calibrate must be none, recording or peaks" in r.err
     r = wsd("detect", win, "--silence", "--events", "sideways", "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--events must be merge or peaks" in r.err
     r = wsd("detect", win, "--silence", "--events", "peaks", "--event-length", "0",

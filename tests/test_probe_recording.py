@@ -92,7 +92,7 @@ def test_unknown_norm_is_refused():
 
 def _prepared(**kw):
     torch.manual_seed(0)
-    m = models.build("kmeans", 64, 32, k=16, pca=24, **kw)
+    m = models.build("kmeans", 64, 32, k=16, pca=24, **{"members": 1, **kw})  # one copy
     m.prepare(torch.randn(40, 64, 32))
     return m
 
@@ -100,7 +100,7 @@ def _prepared(**kw):
 def test_fpatch_of_every_band_is_the_full_band_encoder():
     x = torch.randn(5, 64, 32)
     full = _prepared()
-    same = models.build("kmeans", 64, 32, k=16, pca=24, fpatch=32)
+    same = models.build("kmeans", 64, 32, k=16, pca=24, fpatch=32, members=1)
     same.load_state_dict(full.state_dict())
     assert torch.allclose(full.encode(x), same.encode(x))
     assert full.embedding_dim == 48
@@ -130,10 +130,10 @@ def test_full_band_dictionary_beside_the_band_one():
     x = torch.randn(5, 64, 32)
     both = _prepared(fpatch=8, fstride=8, full=12, full_pca=20)
     assert both.embedding_dim == 3 * 16 * 4 + 3 * 12
-    band = models.build("kmeans", 64, 32, k=16, pca=24, fpatch=8, fstride=8)
+    band = models.build("kmeans", 64, 32, k=16, pca=24, fpatch=8, fstride=8, members=1)
     band.load_state_dict({k: v for k, v in both.state_dict().items()
                           if not k.startswith("full.")})
-    alone = models.build("kmeans", 64, 32, k=12, pca=20)
+    alone = models.build("kmeans", 64, 32, k=12, pca=20, members=1)
     alone.load_state_dict({k[5:]: v for k, v in both.state_dict().items()
                            if k.startswith("full.")})
     e = both.encode(x)

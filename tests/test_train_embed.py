@@ -133,6 +133,26 @@ def test_usage_errors(windows, tmp_path, wsd):
     assert r.code == 65 and "expected a model" in r.err
 
 
+def test_a_first_recording_of_one_window_trains(tmp_path, wsd):
+    """The bfloat16 trial step before training takes its windows from as many recordings as
+    it needs: a first clip of one window gave BatchNorm a batch of one (an internal error
+    on machines that use bfloat16)."""
+    d = tmp_path / "audio"
+    d.mkdir()
+    sf.write(d / "a-short.wav", tone(8000, 1.0, 800, seed=9), 8000)
+    for i, f in enumerate([500, 1500, 3000]):
+        sf.write(d / f"r{i}.wav", tone(8000, 8.0, f, seed=i), 8000)
+    win = tmp_path / "win.h5"
+    assert wsd("slice", d, "-o", win, "--frames", "16", "-q").code == 0
+    with open_file(win) as f:
+        sid = f.read("source_id")
+        assert f.sources["path"][0].endswith("a-short.wav") and (sid == 0).sum() == 1
+    r = wsd("train", win, "--arch", "convae", "--arch-param", "width=0.125", "--batch-size",
+            "8", "--epochs", "1", "--amp", "-o", tmp_path / "ae.h5")
+    assert r.code == 0, r.err
+    assert (tmp_path / "ae.h5").exists()
+
+
 def test_val_split_by_recording():
     from wsd.models.data import make_runs, split_by_source
 
@@ -203,6 +223,9 @@ def test_embed_rows_files_one_row_per_recording(windows, tmp_path, wsd):
         zf = f.read("embeddings")
         assert f.read("source_id").tolist() == [0, 1, 2, 3]
         assert f.attrs("/")["rows"] == "files" and f.attrs("/")["embedding_dim"] == 2 * zw.shape[1]
+        # the default encoder's three copies make three equal blocks of a window row (a
+        # probe's default -p blocks); a file row is all means then all deviations: one
+        assert w.params["member_blocks"] == 3 and f.params["member_blocks"] == 1
         for s in range(4):
             np.testing.assert_allclose(zf[s], np.r_[zw[sid == s].mean(0), zw[sid == s].std(0)],
                                        rtol=1e-4, atol=1e-5)
@@ -222,8 +245,10 @@ def test_a_probe_on_whole_clips(windows, tmp_path, wsd):
     assert wsd("slice", windows.parent / "audio", "--labels", labels, "-o", win,
                "-q").code == 0
     model, emb = tmp_path / "km.h5", tmp_path / "f.h5"
-    assert wsd("train", win, "--arch", "kmeans", *SMALL_KMEANS, "-o", model,
-               "-q").code == 0
+    # one copy: each copy whitens 4,096-d patches of these 256-bin windows (an eigh of
+    # seconds), and files rows take one probe block whatever the copies
+    assert wsd("train", win, "--arch", "kmeans", *SMALL_KMEANS, "-p", "members=1", "-o",
+               model, "-q").code == 0
     assert wsd("embed", win, "--model", model, "--rows", "files", "-o", emb, "-q").code == 0
     with open_file(emb, "embeddings") as f:
         assert f.read("label").tolist() == ["low", "low", "high", "high"]

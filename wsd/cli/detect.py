@@ -25,12 +25,15 @@ def detect_cmd(
                                   "separated by at most this many seconds into one event."),
     min_duration: float = typer.Option(0.0, "--min-duration", help="Drop events shorter than "
                                        "this (s)."),
-    calibrate: str = typer.Option("none", "--calibrate", help="none | recording: the "
-                                  "model's log-odds as robust z per recording ((x - median) "
-                                  "/ (1.4826 MAD)), so one threshold holds across "
-                                  "recordings of different noise; the threshold is then in "
-                                  "z units [default threshold: the probe's, set on "
-                                  "cross-validation]."),
+    calibrate: str = typer.Option("none", "--calibrate", help="none | recording | peaks: "
+                                  "the model's log-odds scaled per recording, so one "
+                                  "threshold holds across recordings of different noise. "
+                                  "recording: robust z ((x - median) / (1.4826 MAD) of all "
+                                  "its scores); peaks: the same with the median and MAD of "
+                                  "the trace's local maxima (averaged over 5 windows): the "
+                                  "background peaks a detection must clear. The threshold is "
+                                  "then in those units [default threshold: the probe's, set "
+                                  "on cross-validation for each scale]."),
     events: str = typer.Option("merge", "--events", help="merge: detected windows closer "
                                "than --min-gap join into one event; peaks: one event of "
                                "--event-length around each peak of the score above the "

@@ -82,22 +82,69 @@ def events_from_decisions(
     }
 
 
-def recording_z(source_id: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Scores standardised per recording by their median and MAD (robust z, ``(n,)``
-    float64): a recording's usual level maps to 0 whatever its background, so one threshold
-    holds across recordings of different noise (``wsd detect --calibrate recording``)."""
+#: Calibration scales of ``wsd detect --calibrate`` (and the probe's recorded thresholds).
+CALIBRATIONS = ("recording", "peaks")
+
+#: ``peaks``: the trace is averaged over 2 N + 1 windows before its local maxima are taken
+#: (a fixed width, so that the probe's threshold and detect's scale agree whatever detect's
+#: --smooth; measured against the unsmoothed maxima in benchmarks/upcall_calibration.py).
+PEAK_SCALE_SMOOTH = 2
+
+#: ``peaks``: a recording with fewer local maxima than this is scaled by all its scores.
+PEAK_SCALE_MIN = 5
+
+
+def _robust(x: np.ndarray) -> tuple[float, float]:
+    med = float(np.median(x))
+    return med, max(1.4826 * float(np.median(np.abs(x - med))), 1e-6)
+
+
+def trace_peaks(x: np.ndarray, smooth: int = PEAK_SCALE_SMOOTH) -> np.ndarray:
+    """The local maxima of a score trace (in time order) averaged over ``2 smooth + 1``
+    windows: the background peaks a detection threshold has to clear."""
+    from scipy.ndimage import uniform_filter1d
+    from scipy.signal import argrelmax
+
+    s = uniform_filter1d(np.asarray(x, np.float64), 2 * smooth + 1, mode="nearest")
+    return s[argrelmax(s)[0]]
+
+
+def recording_z(source_id: np.ndarray, score: np.ndarray, scale: str = "recording",
+                start_s: np.ndarray | None = None) -> np.ndarray:
+    """Scores standardised per recording (``(n,)`` float64), so one threshold holds across
+    recordings of different noise (``wsd detect --calibrate``):
+
+    * ``recording``: robust z, ``(x - median) / (1.4826 MAD)`` of all the recording's
+      scores: its usual level maps to 0 whatever its background;
+    * ``peaks``: the median and 1.4826 MAD of the local maxima of the recording's trace
+      (:func:`trace_peaks`; rows in time order, by ``start_s`` when given) instead: the
+      threshold is then counted in spreads of the background's own peaks, which is what a
+      detection has to clear. A recording with fewer than ``PEAK_SCALE_MIN`` maxima (a short
+      clip) is scaled as ``recording``.
+    """
+    if scale not in CALIBRATIONS:
+        raise UsageError(f"calibration scale must be {' or '.join(CALIBRATIONS)} (got {scale})")
     source_id = np.asarray(source_id)
     out = np.asarray(score, dtype=np.float64).copy()
     _check_rows(out.size, source_id=source_id)
-    order = np.argsort(source_id, kind="stable")
+    if start_s is None:
+        order = np.argsort(source_id, kind="stable")
+    else:
+        start_s = np.asarray(start_s, dtype=np.float64)
+        _check_rows(out.size, start_s=start_s)
+        order = np.lexsort((start_s, source_id))
     cuts = np.flatnonzero(np.diff(source_id[order])) + 1
     for rows in np.split(order, cuts):  # one recording at a time, in one pass over the rows
         if len(rows) == 0:
             continue
         x = out[rows]
-        med = np.median(x)
-        mad = 1.4826 * np.median(np.abs(x - med))
-        out[rows] = (x - med) / max(mad, 1e-6)
+        ref = x
+        if scale == "peaks":
+            pk = trace_peaks(x)
+            if len(pk) >= PEAK_SCALE_MIN:
+                ref = pk
+        med, spread = _robust(ref)
+        out[rows] = (x - med) / spread
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsd.dsp.events import CALIBRATIONS
 from wsd.dsp.silence import SilenceParams
 from wsd.errors import UsageError
 from wsd.pipeline.progress import Progress
@@ -38,7 +39,7 @@ class DetectParams:
     workers: int = 1
     scheduler: str | None = None
     truth: str | None = None  # a table of reference events: event-level scores
-    calibrate: str = "none"  # none | recording (robust z of the log-odds per recording)
+    calibrate: str = "none"  # none | recording | peaks: the log-odds scaled per recording
     events: str = "merge"  # merge | peaks
     event_length: float | None = None  # peaks: seconds (None: the window's length)
     min_separation: float | None = None  # peaks: seconds between two peaks (None: the
@@ -59,8 +60,9 @@ class DetectParams:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0 seconds (got {v})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.calibrate not in ("none", "recording"):
-            raise UsageError(f"--calibrate must be none or recording (got {self.calibrate})")
+        if self.calibrate not in ("none", *CALIBRATIONS):
+            raise UsageError(f"--calibrate must be none, {' or '.join(CALIBRATIONS)} (got "
+                             f"{self.calibrate})")
         if self.calibrate != "none" and self.silence is not None:
             raise UsageError("--calibrate applies to a trained detector (--model); the "
                              "silence detector is already relative to each recording's floor")
@@ -216,9 +218,10 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
                                 amp=use_amp)
             with progress.task("detecting", f.n, "windows") as advance:
                 score = chunks.collect(chunks.run(tasks, progress=advance, **run_kw))["score"]
-            if p.calibrate == "recording":
+            if p.calibrate != "none":
                 p64 = np.clip(score.astype(np.float64), 1e-7, 1 - 1e-7)
-                score = calibrated(np.log(p64) - np.log1p(-p64), f.read("source_id"))
+                score = calibrated(np.log(p64) - np.log1p(-p64), f.read("source_id"),
+                                   p.calibrate, f.read("start_s"))
                 thr = calibrated_threshold(p, info["params"], str(p.model))
             decided = score >= thr
             extra, truth_label = {}, p.positive or pos_label
@@ -261,12 +264,12 @@ def _detect_embeddings(f, out, p: DetectParams, info, pos_label, history, force,
     if want and have and want != have:
         progress.warn("these embeddings were made by another encoder than the probe was "
                       "trained on; scores may mean nothing", f.path)
-    cal = p.calibrate == "recording"
+    cal = p.calibrate != "none"
     sid = f.read("source_id")
     with progress.task("detecting", f.n, "windows") as advance:
         score = probe.predict_rows(f.f["embeddings"], advance, logit=cal, source_id=sid)
     if cal:
-        score = calibrated(score, sid)
+        score = calibrated(score, sid, p.calibrate, f.read("start_s"))
         thr = calibrated_threshold(p, info["params"], str(p.model))
     else:
         thr = float(p.threshold if p.threshold is not None else probe.threshold)
@@ -341,22 +344,26 @@ def score_events(f, ev: dict, truth: str) -> dict:
     return event_metrics(dets, refs, hours)
 
 
-def calibrated(score: np.ndarray, source_id: np.ndarray) -> np.ndarray:
-    """``--calibrate recording``: log-odds as robust z per recording (float32)."""
+def calibrated(score: np.ndarray, source_id: np.ndarray, scale: str = "recording",
+               start_s: np.ndarray | None = None) -> np.ndarray:
+    """``--calibrate recording | peaks``: log-odds scaled per recording (float32;
+    :func:`wsd.dsp.events.recording_z`)."""
     from wsd.dsp.events import recording_z
 
-    return recording_z(source_id, score).astype(np.float32)
+    return recording_z(source_id, score, scale, start_s).astype(np.float32)
 
 
 def calibrated_threshold(p: DetectParams, model_params: dict, model_path: str) -> float:
     """--threshold, else the calibrated threshold the model recorded at training."""
     if p.threshold is not None:
         return float(p.threshold)
-    thr = model_params.get("threshold_recording")
+    thr = model_params.get(f"threshold_{p.calibrate}")
     if thr is None or not math.isfinite(float(thr)):
-        raise UsageError("--calibrate recording: this model records no calibrated threshold "
-                         "(probes trained with wsd train --arch linear do); give --threshold "
-                         "in robust-z units", model_path)
+        hint = ("probes trained with wsd train --arch linear do" if p.calibrate == "recording"
+                else "probes trained with wsd train --arch linear since --calibrate peaks "
+                "exists do: train the probe again")
+        raise UsageError(f"--calibrate {p.calibrate}: this model records no threshold on that "
+                         f"scale ({hint}); or give --threshold in its units", model_path)
     return float(thr)
 
 

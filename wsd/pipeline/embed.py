@@ -86,7 +86,12 @@ def run_embed(windows, model, out, p: EmbedParams, history: list[str], *, force:
         params = {**dataclasses.asdict(p), "rows": rows, "windows": str(windows),
                   "model": str(model),
                   "windows_id": f.file_id, "model_id": info.get("id"),
-                  "arch": info["arch"], "device": dev, "amp": use_amp}
+                  "arch": info["arch"], "device": dev, "amp": use_amp,
+                  # equal blocks of a row made by separate copies of the encoder (kmeans
+                  # -p members=N; a probe's default -p blocks, one fit per copy). Rows of
+                  # --rows files are all means then all deviations: one block
+                  "member_blocks": 1 if rows == "files" else
+                  int(info["config"].get("members", 1))}
         hist = list(dict.fromkeys(f.history + info["history"])) + history
         carried = [k for k in ("padded", "label") if f.has(k)]
         folder = stack.enter_context(ShardFolder(out).working())

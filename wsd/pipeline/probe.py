@@ -54,9 +54,13 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
             raise UsageError("the embeddings carry no labels: give --labels LABELS.csv",
                              emb_path)
         spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
+        members = e.params.get("member_blocks")
         enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
                e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
-    cfg = models.build("linear", 1, 1, **p.arch_params).config  # checks the keys
+    arch_params = dict(p.arch_params)
+    if "blocks" not in arch_params:  # one fit per copy of a kmeans -p members=N encoder
+        arch_params["blocks"] = int(members or 1)
+    cfg = models.build("linear", 1, 1, **arch_params).config  # checks the keys
     c, norm, blocks = float(cfg["c"]), str(cfg["norm"]), int(cfg["blocks"])
     scale = resolve_scale(str(cfg["scale"]), norm)
     if z.shape[1] % blocks:
@@ -73,13 +77,14 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
     y = probe_targets(lab, p.positive)
     progress.note(f"linear probe: {int((y == 1).sum())} positive and {int((y == 0).sum())} "
                   f"negative rows of {len(y)} ({int((y < 0).sum())} left out as unsure)")
-    thr, val, thr_rec = _probe_threshold(z, y, sid, c, p.seed, blocks, scale, norm)
+    thr, val, thr_cal = _probe_threshold(z, y, sid, c, p.seed, blocks, scale, norm,
+                                         start_s=st)
     probe = fit_probe(z, y, c=c, seed=p.seed, norm=norm, blocks=blocks, scale=scale)
     params = {**p.as_attrs(), "windows": str(emb_path), "embeddings": str(emb_path),
               "classes": ["other", p.positive], "input_kind": "embeddings",
               "threshold": thr, "val_metrics": val, **enc}
-    if thr_rec is not None:
-        params["threshold_recording"] = thr_rec
+    for name, t in (thr_cal or {}).items():  # detect --calibrate recording | peaks
+        params[f"threshold_{name}"] = t
     with atomic_output(out, force=True) as tmp:
         save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
                    spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
@@ -94,14 +99,15 @@ PROBE_FOLDS = 5
 
 
 def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1, scale: str = "auto",
-                     norm: str = "unit") -> tuple[float, dict | None, float | None]:
+                     norm: str = "unit", start_s=None
+                     ) -> tuple[float, dict | None, dict[str, float] | None]:
     """Best-F1 threshold and metrics of out-of-fold probabilities, folds by recording
     (0.5 and no metrics when the positives sit in fewer than two recordings); and the
-    best-F1 threshold of the out-of-fold log-odds as robust z per recording (what
-    ``wsd detect --calibrate recording`` compares), or None."""
+    best-F1 thresholds of the out-of-fold log-odds on each per-recording scale of
+    ``wsd detect --calibrate`` (``{"recording": z, "peaks": z}``), or None."""
     from sklearn.model_selection import GroupKFold
 
-    from wsd.dsp.events import recording_z
+    from wsd.dsp.events import CALIBRATIONS, recording_z
     from wsd.metrics.detection import best_threshold, binary_metrics
     from wsd.models.probe import fit_probe, predict_logit
 
@@ -126,12 +132,14 @@ def _probe_threshold(z, y, sid, c: float, seed: int, blocks: int = 1, scale: str
     if not (yy == 1).any() or not (yy == 0).any():
         return 0.5, None, None
     thr, _ = best_threshold(yy, prob[ok])
-    thr_rec = None
+    thr_cal = None
     seen = np.isfinite(logit)
-    if seen.any():
-        zr = np.full(len(y), np.nan)
-        zr[seen] = recording_z(sid[seen], logit[seen])
-        m = seen & (y >= 0)
-        if (y[m] == 1).any() and (y[m] == 0).any():
-            thr_rec = float(best_threshold(y[m], zr[m])[0])
-    return float(thr), binary_metrics(yy, prob[ok], thr), thr_rec
+    m = seen & (y >= 0)
+    if seen.any() and (y[m] == 1).any() and (y[m] == 0).any():
+        thr_cal = {}
+        for cal in CALIBRATIONS:
+            zr = np.full(len(y), np.nan)
+            zr[seen] = recording_z(sid[seen], logit[seen], cal,
+                                   None if start_s is None else start_s[seen])
+            thr_cal[cal] = float(best_threshold(y[m], zr[m])[0])
+    return float(thr), binary_metrics(yy, prob[ok], thr), thr_cal

@@ -24,13 +24,14 @@ whole shape; on the MERIDIAN up-calls the pair (``full=256``) detected val calls
 better than the band codes alone and varied far less between seeds (event F1 0.680±0.012
 against 0.624±0.097 over three seeds, benchmarks/quality.py --tasks upcalls).
 
-With ``members`` = M > 1 the model is M independent copies of itself, each prepared on its
-own random half of the preparation windows and trained on its own random half of every
-batch, their embeddings side by side; a probe with ``-p blocks=M`` fits one logistic
-regression per copy and averages them. On the MERIDIAN up-calls (3 copies) this ranked val
-calls better than one model (event AP over every peak 0.83±0.01 against 0.80±0.02; F1 at
-the best threshold 0.82 against 0.76), but the threshold chosen on train did not carry over
-(F1 0.67±0.03 against 0.68±0.01): see benchmarks/README.md.
+With ``members`` = M > 1 (the default is 3) the model is M independent copies of itself,
+each prepared on its own random half of the preparation windows and trained on its own
+random half of every batch, their embeddings side by side (M times the values); a probe
+(``wsd train --arch linear``) fits one logistic regression per copy and averages them. The
+copies' codes differ as different seeds' do, and the ensemble beat one copy in
+benchmarks/quality.py on call-type retrieval (1-NN and mAP on both catalogues), orca clips
+against noise and the MERIDIAN up-calls (benchmarks/README.md); ``members=1`` is the single
+encoder, a third of the size.
 
 Training is mini-batch spherical k-means (Sculley 2010) in the ordinary training loop: the
 first batch (or :meth:`prepare`'s sample, which ``wsd train`` draws at random from all
@@ -64,10 +65,13 @@ class KMeansEncoder(WsdModel):
 
     kind = "kmeans"
     defaults = {"k": 256, "patch": 16, "fpatch": 0, "fstride": 4, "tpool": 2, "pca": 96,
-                "alpha": 0.25, "core": 0, "full": 0, "full_pca": 96, "members": 1,
+                "alpha": 0.25, "core": 0, "full": 0, "full_pca": 96, "members": 3,
                 "clip_lo": -2.0, "clip_hi": 5.0, "whiten_eps": 0.1, "prepare_windows": 4096}
+    #: what a model file written before ``members`` existed was: one copy
+    file_defaults = {"members": 1}
     param_docs = {
-        "k": "number of centroids (the embedding has 3 k values per band position)",
+        "k": "number of centroids (the embedding has 3 k values per band position and "
+             "member)",
         "patch": "frames of a patch, after pooling by tpool",
         "fpatch": "bands of a patch (0: all); patches of fewer bands are cut every fstride "
                   "bands and coded at each of those positions separately",
@@ -75,9 +79,10 @@ class KMeansEncoder(WsdModel):
         "full": "with fpatch > 0: centroids of a second dictionary over patches of all "
                 "bands, its codes added to the embedding (0: none)",
         "full_pca": "whitened dimensions of the full-band dictionary's patches",
-        "members": "independent copies of the encoder (each its own random centroids), "
-                   "their embeddings side by side; a probe with -p blocks=MEMBERS averages "
-                   "one fit per copy",
+        "members": "independent copies of the encoder (each its own random half of the "
+                   "data and its own centroids), their embeddings side by side; a probe "
+                   "fits one logistic regression per copy and averages them (1: one "
+                   "copy, a third of the embedding's size)",
         "tpool": "frames averaged into one before patches are cut",
         "pca": "whitened dimensions a patch keeps",
         "alpha": "activation offset: a code is max(0, d . z - alpha)",
@@ -140,10 +145,10 @@ class KMeansEncoder(WsdModel):
                           f"full_pca must be between 1 and {patch * self.bins} "
                           "(patch x bands)")
             self.full = KMeansEncoder(self.frames, self.bins, k=c["full"], pca=c["full_pca"],
-                                      **shared)
+                                      members=1, **shared)
             self.embedding_dim += self.full.embedding_dim
         self._require(1 <= c["members"] <= 16, "members must be between 1 and 16")
-        one = {key: c[key] for key in self.defaults if key != "members"}
+        one = {**{key: c[key] for key in self.defaults}, "members": 1}
         self.members = nn.ModuleList(KMeansEncoder(self.frames, self.bins, **one)
                                      for _ in range(c["members"] - 1))
         self.embedding_dim += sum(m.embedding_dim for m in self.members)

@@ -66,7 +66,8 @@ class LinearProbe(ClassifierModel):
         "n_classes": "number of classes (set from the labels)",
         "c": "inverse L2 regularisation strength of the logistic regression (sklearn's C)",
         "blocks": "fit one logistic regression per equal block of the features and average "
-                  "them (the members of a kmeans -p members=N encoder: give N)",
+                  "them [default: the members of the kmeans -p members=N encoder that made "
+                  "the embeddings, one block per copy; 1 for embed --rows files]",
         "norm": "what is done to each row before it is centred on the training rows' mean "
                 "and divided by the scale (see scale). global: nothing; recording: "
                 "standardise it by its own recording's rows (mean and sd per feature); "
