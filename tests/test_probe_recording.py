@@ -201,3 +201,26 @@ def test_probe_blocks_average_one_fit_per_block():
     np.testing.assert_allclose(predict_logit(probe, z), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(UsageError, match="equal blocks"):
         fit_probe(z, y, blocks=5)
+
+
+def test_a_kmeans_file_from_before_members_reads_as_one_copy(tmp_path):
+    """kmeans files written before ``members`` existed (then always one copy) load as one
+    copy now that the default is three, with their own weights and embedding size."""
+    import torch
+
+    from wsd.dsp.spectrogram import SpectrogramParams
+    from wsd.io.store.models import save_model
+    from wsd.models.inference import load_trained
+
+    one = _prepared(fpatch=8, fstride=8)
+    old = {k: v for k, v in one.config.items() if k != "members"}
+    save_model(tmp_path / "old.h5", arch="kmeans", config=old, state_dict=one.state_dict(),
+               spectrogram=SpectrogramParams(sample_rate=2000).as_dict(),
+               norm={"mean": 0.0, "std": 1.0}, params={}, history=[], loss_history={},
+               sources=None)
+    net, info = load_trained(tmp_path / "old.h5")
+    assert net.config["members"] == 1 and len(net.members) == 0
+    x = torch.randn(3, 64, 32)
+    with torch.no_grad():
+        np.testing.assert_array_equal(net.encode(x).numpy(), one.encode(x).numpy())
+    assert models.build("kmeans", 64, 32).config["members"] == 3  # the default now
