@@ -11,7 +11,8 @@ the clicks: a hit overlapping an annotated up-call is marked yes ("upcall"), any
 ("noise").
 
 1. ``wsd slice`` both splits, ``wsd train`` the README's detection encoder (kmeans on
-   patches of a few bands) on train (no labels), ``wsd embed`` both;
+   patches of a few bands; one copy, ``-p members=1``, as the figures were measured) on
+   train (no labels), ``wsd embed`` both;
 2. round 0: ``wsd search`` train for the first annotated up-call (``--query-table``),
    ``wsd report`` the hits (the review page), marks from the annotations;
 3. each next round: ``wsd train --arch linear --labels marks.csv`` (a probe standardising
@@ -19,7 +20,7 @@ the clicks: a hit overlapping an annotated up-call is marked yes ("upcall"), any
    --uncertain`` for the windows it is least sure of, more marks, until the marks hold the
    budget of up-calls;
 4. ``wsd detect`` val with the probe (``--calibrate recording --events peaks``, the README's
-   recipe) ``--truth`` the val annotations: event F1.
+   previous recipe) ``--truth`` the val annotations: event F1.
 Against it, the same budget of up-calls chosen at random (with as many random negatives).
 """
 
