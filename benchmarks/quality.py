@@ -393,7 +393,7 @@ def upcalls(seeds, work: Path) -> list[str]:
             # event F1 0.09 against 0.02 with 32-frame windows)
             wsd("embed", tr, "--model", enc, "--rows", "windows", "-o", etr, "--force", "-q")
             wsd("embed", va, "--model", enc, "--rows", "windows", "-o", eva, "--force", "-q")
-            fitted = {}
+            fitted = set()
             for key, probe, cal in probes:
                 if probe is None:  # a plain probe on every window, windows merged
                     wsd("train", etr, "--arch", "linear", "--positive", "upcall", "-o", clf,
@@ -406,7 +406,7 @@ def upcalls(seeds, work: Path) -> list[str]:
                         wsd("train", etr, "--arch", "linear", "--positive", "upcall",
                             "--labels", tr_labels, "--label-cover", LABEL_COVER, *probe,
                             "-o", pc, "--force", "-q")
-                        fitted[pc] = True
+                        fitted.add(pc)
                     wsd("detect", eva, "--model", pc, *cal, *PEAKS, "--event-length", length,
                         "--truth", va_table, "-o", d, "--force", "-q")
                 runs.setdefault(tag + key, []).append(_event_scores(d))

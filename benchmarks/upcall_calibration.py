@@ -53,7 +53,7 @@ from _common import footer, mean_sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wsd.dsp.events import events_from_peaks, recording_z  # noqa: E402
+from wsd.dsp.events import events_from_peaks, recording_z, trace_peaks  # noqa: E402
 from wsd.io.labels import assign, read_labels  # noqa: E402
 from wsd.metrics.events import event_metrics  # noqa: E402
 from wsd.models.probe import (fit_probe, predict_logit, probe_targets,  # noqa: E402
@@ -98,11 +98,7 @@ def _robust(v):
 
 
 def _peaks(x):
-    from scipy.ndimage import uniform_filter1d
-    from scipy.signal import argrelmax
-
-    s = uniform_filter1d(x, 2 * SMOOTH + 1, mode="nearest")
-    return s[argrelmax(s)[0]]
+    return trace_peaks(x, SMOOTH)
 
 
 def mad(x):
@@ -111,16 +107,14 @@ def mad(x):
 
 
 def peaks(x):
-    m, d = _robust(_peaks(x))
-    return (x - m) / d
+    """detect --calibrate peaks, of one recording (its trace averaged over 5 windows)."""
+    return recording_z(np.zeros(len(x), np.int64), x, "peaks")
 
 
 def peaks_raw(x):
     """The same over the unsmoothed trace's local maxima (what a detector can use without
     knowing the events' smoothing)."""
-    from scipy.signal import argrelmax
-
-    m, d = _robust(x[argrelmax(x)[0]])
+    m, d = _robust(trace_peaks(x, 0))
     return (x - m) / d
 
 

@@ -54,12 +54,12 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
             raise UsageError("the embeddings carry no labels: give --labels LABELS.csv",
                              emb_path)
         spec, sources, hist = e.spectrogram, e.sources, list(dict.fromkeys(e.history))
-        members = e.params.get("member_blocks")
+        member_blocks = e.params.get("member_blocks")  # kmeans -p members=N: N
         enc = {"encoder_model": e.params.get("model"), "encoder_model_id":
                e.params.get("model_id"), "encoder_arch": e.params.get("arch")}
     arch_params = dict(p.arch_params)
     if "blocks" not in arch_params:  # one fit per copy of a kmeans -p members=N encoder
-        arch_params["blocks"] = int(members or 1)
+        arch_params["blocks"] = int(member_blocks or 1)
     cfg = models.build("linear", 1, 1, **arch_params).config  # checks the keys
     c, norm, blocks = float(cfg["c"]), str(cfg["norm"]), int(cfg["blocks"])
     scale = resolve_scale(str(cfg["scale"]), norm)
