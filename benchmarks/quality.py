@@ -13,9 +13,12 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   Pipeline, every step the wsd command with its defaults (plus ``--sample-rate 44100`` and
   the labels): ``wsd slice`` -> ``wsd train`` (the default kmeans encoder, and the
   contrastive one; and the kmeans one with one copy, ``-p members=1``, the previous default)
-  -> ``wsd embed`` -> one sequence of embeddings per clip, compared pooled
-  (mean and std, standardised across clips, cosine: ``cluster --distance cosine``, the
-  ``auto`` choice for kmeans) and by DTW (length-normalised, ``--distance dtw``, the auto
+  -> ``wsd embed`` -> one sequence of embeddings per clip, compared fused (``wsd cluster
+  --per-file`` itself, whose ``--distance auto`` is fused for kmeans: the pooled cosine
+  distance and the DTW of the windows' own frames, each divided by its spread, averaged),
+  pooled (mean, std and the means of the start, middle and end, standardised across clips,
+  cosine: ``cluster --distance cosine``, through its own function; also without the three
+  parts, ``--segments 0``) and by DTW (length-normalised, ``--distance dtw``, the auto
   choice for contrastive step embeddings). Metrics (wsd.metrics.retrieval): leave-one-out
   1-NN over the clips whose type has >= 2 clips, query-by-example mAP (also through ``wsd
   search --per-file`` itself), ARI and NMI of Ward clustering cut at K = the number of
@@ -23,7 +26,9 @@ Data: ../shared/data/real (or WSD_REAL_DATA); skips with a message when absent.
   256 at 44.1 kHz, log1p(100|X|), 256 bins averaged into 64 bands, the clip standardised by
   its scalar mean and std, every second frame, mean and std per band, z-scored across clips,
   cosine), PCA-32 of those frames pooled, raw-frame DTW of those frames; and, to be honest
-  about where the gain comes from, DTW of the default front end's own frames, unlearned.
+  about where the gain comes from, unlearned controls outside the bar: DTW of the default
+  front end's own frames, the pooled bands with wsd's pooling (start, middle and end too),
+  and those two fused as ``--distance fused`` fuses.
 * **upcalls**: MERIDIAN right-whale up-calls, long/train -> long/val (another deployment):
   an encoder trained on train audio without labels (the default kmeans one, three copies,
   and the contrastive one), a linear probe on train labels, ``wsd detect --truth`` on val:
@@ -97,6 +102,17 @@ def _cos(p: np.ndarray) -> np.ndarray:
     return d
 
 
+def _pooled_cos(seqs: list[np.ndarray], segments: int | None = None) -> np.ndarray:
+    """Cosine distances between clips pooled as ``wsd cluster --distance cosine`` pools them
+    (mean, std and the means of ``segments`` parts in time; the command's default when
+    None), through the command's own function."""
+    from wsd.discovery.search import SEGMENTS
+    from wsd.pipeline.cluster import pooled_sequences
+
+    parts = SEGMENTS if segments is None else segments
+    return _cos(np.concatenate(pooled_sequences(seqs, parts)))
+
+
 def _z(p: np.ndarray) -> np.ndarray:
     return (p - p.mean(0)) / (p.std(0) + 1e-9)
 
@@ -166,9 +182,20 @@ def _baselines(files, labels_csv, work: Path) -> dict:
     pca = PCA(32, random_state=0).fit(np.concatenate(bands))
     pcs = [pca.transform(b) for b in bands]
     pca_pooled = _z(np.stack([np.concatenate([p.mean(0), p.std(0)]) for p in pcs]))
-    return {"pooled bands": _scores(_cos(pooled), y, True),
+    base = {"pooled bands": _scores(_cos(pooled), y, True),
             "PCA-32 of frames, pooled": _scores(_cos(pca_pooled), y, True),
             "raw-frame DTW": _scores(_dtw(bands, zscore=False), y, False)}
+    return base, _pooled_cos(bands)
+
+
+def _fused(pooled_cos: np.ndarray, frames_dtw: np.ndarray) -> np.ndarray:
+    """wsd's fused distance (cluster --distance fused) of two square matrices."""
+    from wsd.discovery.frames import fuse
+
+    off = ~np.eye(len(pooled_cos), dtype=bool)
+    d = fuse(pooled_cos, frames_dtw, pairs=off)
+    np.fill_diagonal(d, 0.0)
+    return d
 
 
 def _frontend_dtw(files, labels_csv, work: Path, slice_args: list[str]) -> dict:
@@ -185,45 +212,62 @@ def _frontend_dtw(files, labels_csv, work: Path, slice_args: list[str]) -> dict:
     for s in seqs:
         s = s - np.percentile(s, 20, axis=0, keepdims=True)
         white.append((s - s.mean()) / (s.std() + 1e-9))
-    return _scores(_dtw(white, zscore=False), y, False)
+    d = _dtw(white, zscore=False)
+    return _scores(d, y, False), d
 
 
 #: The learned rows: each encoder's window (kmeans) or step (contrastive) embeddings per
 #: clip, by DTW and pooled; the default pipeline is kmeans pooled (cluster --distance auto).
-LEARNED = ("kmeans: pooled (cosine)", "kmeans: DTW", "kmeans -p members=1 (the previous "
-           "default): pooled (cosine)", "contrastive: DTW", "contrastive: pooled (cosine)")
+LEARNED = ("kmeans: fused (cluster --per-file, --distance auto)", "kmeans: pooled (cosine)",
+           "kmeans: pooled, mean and std only (--segments 0)", "kmeans: DTW", "kmeans -p members=1 (the previous default): pooled (cosine)",
+           "contrastive: DTW", "contrastive: pooled (cosine)")
 #: The encoders trained per seed: (row name, arch, extra train flags).
 ENCODERS = (("kmeans", "kmeans", []), ("kmeans -p members=1 (the previous default)", "kmeans",
                                         ["-p", "members=1"]),
             ("contrastive", "contrastive", []))
-DEFAULT_ROW = "kmeans: pooled (cosine)"
+DEFAULT_ROW = "kmeans: fused (cluster --per-file, --distance auto)"
 
 #: Epochs of the seed convae row (its windows/s on 2 CPU cores make more too slow here).
 CONVAE_EPOCHS = 3
 
 
-def _seed_convae(win: Path, work: Path, seed: int) -> dict:
+def _seed_convae(win: Path, work: Path, seed: int) -> tuple[dict, dict]:
     """The seed's convae (its layer table unchanged) on the default front end, one window
-    embedding a row, DTW per clip: does the seed's path at least match the bar?"""
+    embedding a row: DTW per clip (``cluster --distance auto`` for it), and ``wsd cluster
+    --distance fused``: does the seed's path at least match the bar?"""
     enc, emb = work / "convae.h5", work / "convae-emb.h5"
     wsd("train", win, "--arch", "convae", "--epochs", CONVAE_EPOCHS, "--seed", seed, "-o",
         enc, "--force", "-q")
     wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
     seqs, y = _per_file(_read_rows(emb))
-    return _scores(_dtw(seqs), y, False)
+    return _scores(_dtw(seqs), y, False), _cluster_scores(emb, work, "--distance", "fused")
 
 
-def _search_map(emb: Path, work: Path) -> dict:
+def _cluster_scores(emb: Path, work: Path, *extra) -> dict:
+    """The scores of ``wsd cluster EMB --per-file [extra]``'s own stored matrix (its default
+    distance: fused for the kmeans encoder)."""
+    from wsd.io.store import open_file
+
+    out = work / "clusters.h5"
+    wsd("cluster", emb, "--per-file", *extra, "-o", out, "--force", "-q")
+    with open_file(out) as f:
+        assert f.params["distance"] == "fused", f.params["distance"]
+        d, y = f.read("distance").astype(np.float64), np.asarray(f.read("label"), str)
+    return _scores(d, y, False)
+
+
+def _search_map(emb: Path, work: Path, *extra) -> dict:
     """Query by example through the command itself: ``wsd search EMB --query EMB
-    --per-file`` (its default match), every clip a query ranking every clip; the mAP of
-    its ranking (self-hits left out, as retrieval_metrics does)."""
+    --per-file`` (its default match, or ``extra`` flags), every clip a query ranking every
+    clip; the mAP of its ranking (self-hits left out, as retrieval_metrics does)."""
     from wsd.io.store import open_file
     from wsd.metrics.retrieval import mean_average_precision
 
     hits = work / "hits.h5"
     with open_file(emb) as e:
         n = len(e.sources["path"])
-    wsd("search", emb, "--query", emb, "--per-file", "-k", n, "-o", hits, "--force", "-q")
+    wsd("search", emb, "--query", emb, "--per-file", "-k", n, "-o", hits, "--force", "-q",
+        *extra)
     with open_file(hits) as h:
         qpath, qlab = list(h.read("queries/path")), np.asarray(h.read("queries/label"), str)
         qid, sid, score = h.read("query_id"), h.read("source_id"), h.read("score")
@@ -240,15 +284,21 @@ def _search_map(emb: Path, work: Path) -> dict:
 def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[str]:
     files, labels_csv = _clip_list(dataset, work)
     t0 = time.perf_counter()
-    base = _baselines(files, labels_csv, work)
+    base, bands_cos = _baselines(files, labels_csv, work)
     win = work / "win.h5"
     wsd("slice", *files, "-o", win, "--labels", labels_csv, "--sample-rate", "44100",
         *slice_args, "--force", "-q")
-    fe = _frontend_dtw(files, labels_csv, work, slice_args)
-    convae = _seed_convae(win, work, seeds[0])
+    fe, fe_dtw = _frontend_dtw(files, labels_csv, work, slice_args)
+    _, y_fe = _per_file(_read_rows(work / "fe-frames.h5"))
+    controls = {"pooled bands, wsd's pooling (mean, std, start, middle, end)":
+                _scores(bands_cos, y_fe, True),
+                "fused: pooled bands (wsd's pooling) + DTW of the front end's frames":
+                _scores(_fused(bands_cos, fe_dtw), y_fe, False)}
+    convae, convae_fused = _seed_convae(win, work, seeds[0])
     learned = {k: [] for k in LEARNED}
     times = {name: [] for name, _, _ in ENCODERS}
     searched = {name: [] for name, _, _ in ENCODERS}
+    pooled_search = []
     for seed in seeds:
         for i, (name, arch, extra) in enumerate(ENCODERS):
             enc, emb = work / f"enc{arch}{i}-{seed}.h5", work / f"emb{arch}{i}-{seed}.h5"
@@ -258,11 +308,17 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
             times[name].append(time.perf_counter() - t)
             wsd("embed", win, "--model", enc, "-o", emb, "--force", "-q")
             seqs, y = _per_file(_read_rows(emb))
-            pooled = _z(np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]))
             if f"{name}: DTW" in learned:
                 learned[f"{name}: DTW"].append(_scores(_dtw(seqs), y, False))
-            learned[f"{name}: pooled (cosine)"].append(_scores(_cos(pooled), y, True))
+            learned[f"{name}: pooled (cosine)"].append(_scores(_pooled_cos(seqs), y, True))
+            if f"{name}: pooled, mean and std only (--segments 0)" in learned:
+                learned[f"{name}: pooled, mean and std only (--segments 0)"].append(
+                    _scores(_pooled_cos(seqs, 0), y, True))
             searched[name].append(_search_map(emb, work))
+            if name == ENCODERS[0][0]:
+                assert list(y) == list(y_fe), "clips out of order"
+                learned[DEFAULT_ROW].append(_cluster_scores(emb, work))
+                pooled_search.append(_search_map(emb, work, "--match", "pooled"))
     bar = {k: max(b[k] for b in base.values()) for k in METRICS}
     lines = [f"\n### call types: {dataset} ({len(files)} clips, {len(set(y))} types; seeds "
              f"{' '.join(map(str, seeds))}; slice {' '.join(slice_args) or '(defaults)'})",
@@ -272,13 +328,20 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
     lines.append(_row("**best baseline (the bar)**", [bar]))
     lines.append(_row("unlearned: DTW of the default front end's frames (every 2nd, each "
                       "clip whitened and standardised)", [fe]))
+    lines += [_row(f"unlearned control: {k}", [v]) for k, v in controls.items()]
     for k, v in learned.items():
         lines.append(_row(f"**wsd default: {k}**" if k == DEFAULT_ROW else f"{k}", v))
     for arch, rs in searched.items():
+        how = "fused" if "kmeans" in arch else "dtw"  # default_distance of each encoder
         lines.append(f"| wsd search --query E.h5 --per-file ({arch} embeddings, --match auto: "
-                     f"the command's ranking) | | {mean_sd([r['map'] for r in rs])} | | |")
+                     f"{how}, the command's ranking) | | {mean_sd([r['map'] for r in rs])} "
+                     "| | |")
+    lines.append(f"| wsd search --query E.h5 --per-file --match pooled ({ENCODERS[0][0]} "
+                 f"embeddings) | | {mean_sd([r['map'] for r in pooled_search])} | | |")
     lines.append(_row(f"seed convae (--arch convae --epochs {CONVAE_EPOCHS}, seed "
                       f"{seeds[0]}): DTW of window embeddings", [convae]))
+    lines.append(_row("seed convae, the same embeddings: cluster --distance fused",
+                      [convae_fused]))
     gap = {k: np.mean([r[k] for r in learned[DEFAULT_ROW]]) - bar[k] for k in METRICS}
     gap_fe = {k: np.mean([r[k] for r in learned[DEFAULT_ROW]]) - fe[k] for k in METRICS}
     lines.append("\ngain of the default over the bar: "

@@ -138,28 +138,53 @@ def test_length_norm_option(emb_and_mask, tmp_path, wsd):
     assert r.code == 2 and "--length-norm" in r.err
 
 
+def _pooled_by_hand(x, a, b, parts):
+    """The mean, std and the means of ``parts`` equal parts in time of each sequence,
+    standardised across sequences, the parts weighted 1/sqrt(parts), unit length."""
+    rows = []
+    for i, j in zip(a, b):
+        s, n = x[i:j], j - i
+        cut = [(k * n // parts, max(k * n // parts + 1, -(-(k + 1) * n // parts)))
+               for k in range(parts)]
+        rows.append(np.r_[s.mean(0), s.std(0), *[s[c:d].mean(0) for c, d in cut]])
+    p = np.stack(rows)
+    p = (p - p.mean(0)) / p.std(0)
+    d = x.shape[1]
+    if parts:
+        p[:, 2 * d:] /= np.sqrt(parts)
+    u = p / np.linalg.norm(p, axis=1, keepdims=True)
+    want = np.sqrt(np.clip(2 * (1 - u @ u.T), 0, None))
+    np.fill_diagonal(want, 0)
+    return want
+
+
 def test_cosine_distance_of_pooled_sequences(emb_and_mask, tmp_path, wsd):
-    """--distance cosine: each call pooled to mean and std, standardised, compared by cosine;
-    the stored matrix is the chord distance sqrt(2 (1 - cos)) of those vectors; the types
-    are recovered, and --sample works on it too."""
+    """--distance cosine: each call pooled to mean and std and the means of its start,
+    middle and end (--segments 3, the default; 0 leaves them out), standardised, the parts
+    weighted 1/sqrt(3), compared by cosine; the stored matrix is the chord distance
+    sqrt(2 (1 - cos)) of those vectors; the types are recovered, and --sample works on it
+    too."""
     emb, det = emb_and_mask
-    out = tmp_path / "cos.h5"
-    r = wsd("cluster", emb, "--mask", det, "-o", out, "-k", "3", "--distance", "cosine")
-    assert r.code == 0, r.err
-    assert "cosine (pooled)" in r.err and "ARI 1.000" in r.err, r.err
-    with open_file(emb) as e, open_file(out) as f:
+    with open_file(emb) as e:
         x = e.read("embeddings").astype(np.float64)
         x = (x - x.mean(0)) / x.std(0)  # --normalize zscore, per dimension
-        a, b = f.read("seq_start"), f.read("seq_stop")
-        p = np.stack([np.r_[x[i:j].mean(0), x[i:j].std(0)] for i, j in zip(a, b)])
-        p = (p - p.mean(0)) / p.std(0)
-        u = p / np.linalg.norm(p, axis=1, keepdims=True)
-        want = np.sqrt(np.clip(2 * (1 - u @ u.T), 0, None))
-        np.fill_diagonal(want, 0)
-        np.testing.assert_allclose(f.read("distance"), want, atol=2e-5)
-        assert f.attrs("/")["distance"] == "cosine"
+    for extra, parts in (([], 3), (["--segments", "0"], 0), (["--segments", "2"], 2)):
+        out = tmp_path / f"cos{parts}.h5"
+        r = wsd("cluster", emb, "--mask", det, "-o", out, "-k", "3", "--distance", "cosine",
+                *extra)
+        assert r.code == 0, r.err
+        assert "cosine (pooled)" in r.err and "ARI 1.000" in r.err, r.err
+        with open_file(out) as f:
+            a, b = f.read("seq_start"), f.read("seq_stop")
+            np.testing.assert_allclose(f.read("distance"), _pooled_by_hand(x, a, b, parts),
+                                       atol=2e-5)
+            assert f.attrs("/")["distance"] == "cosine"
+            assert f.params["segments"] == parts
     r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "s.h5", "-k", "3", "--distance",
             "cosine", "--sample", "12")
     assert r.code == 0 and "ARI 1.000" in r.err, r.err
     r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--distance", "euclid")
-    assert r.code == 2 and "--distance must be auto, dtw or cosine" in r.err
+    assert r.code == 2 and "--distance must be auto, dtw, cosine or fused" in r.err
+    r = wsd("cluster", emb, "--mask", det, "-o", tmp_path / "x.h5", "--distance", "cosine",
+            "--segments", "17")
+    assert r.code == 2 and "--segments must be 0 to 16" in r.err

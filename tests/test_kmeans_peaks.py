@@ -178,11 +178,12 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
     with open_file(emb) as e:
         z = e.read("embeddings")
         assert z.shape[1] == dim and np.isfinite(z).all()
-    # kmeans embeddings are compared pooled by default (cluster --distance auto)
+    # kmeans embeddings are compared fused by default (cluster --distance auto): pooled,
+    # and the DTW of the frames of the windows file embed recorded
     r = wsd("cluster", emb, "--per-file", "-k", "2", "-o", tmp_path / "cl.h5")
-    assert r.code == 0 and "cosine (pooled)" in r.err, r.err
+    assert r.code == 0 and "fused (pooled cosine + DTW of the frames)" in r.err, r.err
     with open_file(tmp_path / "cl.h5") as f:
-        assert f.attrs("/")["distance"] == "cosine"
+        assert f.attrs("/")["distance"] == "fused" and f.params["windows"] == str(win)
     r = wsd("train", emb, "--arch", "linear", "--labels", d / "labels.csv", "--label-cover",
             "0.7", "--positive", "up", *probe, "-o", clf)
     assert r.code == 0, r.err

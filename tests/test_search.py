@@ -88,6 +88,28 @@ def test_sliding_pooled_equals_pooling_each_stretch():
         np.testing.assert_allclose(sp[a], S.pool(x[a:a + 6]), atol=1e-5)
 
 
+def test_pooling_with_parts_in_time():
+    """pool(x, 3): the mean, the std, then the means of the start, middle and end; a
+    sequence shorter than its parts repeats rows; sliding_pooled agrees stretch by stretch;
+    the parts weigh 1/sqrt(parts) each."""
+    assert S.segment_bounds(7, 3) == [(0, 3), (2, 5), (4, 7)]
+    assert S.segment_bounds(6, 3) == [(0, 2), (2, 4), (4, 6)]
+    assert S.segment_bounds(1, 3) == [(0, 1)] * 3
+    assert S.segment_bounds(5, 0) == []
+    x = np.random.default_rng(0).standard_normal((50, 4))
+    v = S.pool(x[:6], 3)
+    np.testing.assert_allclose(v, np.r_[x[:6].mean(0), x[:6].std(0), x[0:2].mean(0),
+                                        x[2:4].mean(0), x[4:6].mean(0)], atol=1e-6)
+    np.testing.assert_allclose(S.pool(x[:1], 3), np.r_[x[0], 0 * x[0], x[0], x[0], x[0]],
+                               atol=1e-6)
+    sp = S.sliding_pooled(x, 7, 3)
+    assert sp.shape == (44, 20)
+    for a in (0, 17, 43):
+        np.testing.assert_allclose(sp[a], S.pool(x[a:a + 7], 3), atol=1e-5)
+    np.testing.assert_allclose(S.pool_weights(4, 3), [1] * 8 + [3 ** -0.5] * 12, rtol=1e-6)
+    np.testing.assert_array_equal(S.pool_weights(4, 0), np.ones(8))
+
+
 def test_best_segments_do_not_overlap():
     starts, vals = S.best_segments(np.array([1, 5, 3, 9, 2, 0, 4.0]), 2, 3)
     assert starts.tolist() == [3, 1, 6] and vals.tolist() == [9, 5, 4]
@@ -149,6 +171,13 @@ def test_a_table_query_finds_the_same_kind_of_call(archive, tmp_path, wsd, match
     with open_file(hits) as h:
         assert h.kind == "hits" and h.params["how"].startswith(match)
         assert h.read("queries/n_windows")[0] >= 2
+    if match == "pooled":  # stretches pool without parts by default; --segments 3 adds them
+        for parts, same in (("0", True), ("3", False)):
+            other = tmp_path / f"h-{parts}.h5"
+            assert wsd("search", archive["emb"], "--query-table", q, "--match", match, "-k",
+                       "6", "--segments", parts, "-o", other, "-q").code == 0
+            got = [r["score"] for r in _hits_csv(wsd, other)]
+            assert (got == [r["score"] for r in rows]) is same
 
 
 def test_per_file_queries_rank_recordings(archive, tmp_path, wsd):
@@ -157,6 +186,17 @@ def test_per_file_queries_rank_recordings(archive, tmp_path, wsd):
                "-o", hits, "-q").code == 0
     rows = _hits_csv(wsd, hits)
     assert len(rows) == 9 and all(r["path"] == r["query_path"] for r in rows if r["rank"] == "1")
+    # --match pooled: with the start, middle and end (the default --segments 3) or without
+    got = {}
+    for parts in ("3", "0"):
+        out = tmp_path / f"p{parts}.h5"
+        assert wsd("search", archive["emb"], "--query", archive["emb"], "--per-file", "-k",
+                   "3", "--match", "pooled", "--segments", parts, "-o", out, "-q").code == 0
+        got[parts] = _hits_csv(wsd, out)
+        assert all(r["path"] == r["query_path"] for r in got[parts] if r["rank"] == "1")
+        assert all(float(r["score"]) <= 1.0001 for r in got[parts])
+    assert [r["score"] for r in got["3"] if r["rank"] != "1"] != \
+        [r["score"] for r in got["0"] if r["rank"] != "1"]
 
 
 def test_search_usage_errors(archive, tmp_path, wsd):
@@ -168,6 +208,9 @@ def test_search_usage_errors(archive, tmp_path, wsd):
     bad.write_text("path,start_s,end_s\nnot-there.wav,1,2\n")
     r = wsd("search", archive["emb"], "--query-table", bad, "-o", out)
     assert r.code == 65 and "name no recording" in r.err and not out.exists()
+    r = wsd("search", archive["emb"], "--query", archive["emb"], "--per-file", "--segments",
+            "-1", "-o", out)
+    assert r.code == 2 and "--segments must be 0 to 16" in r.err and not out.exists()
 
 
 def test_raven_export_of_hits_reimports_as_labels(archive, tmp_path, wsd):

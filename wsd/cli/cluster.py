@@ -30,13 +30,27 @@ def cluster_cmd(
                                     "each DTW distance by sqrt(len_a + len_b), a per-step "
                                     "RMS difference, so that long sequences are not far from "
                                     "everything."),
-    distance: str = typer.Option("auto", "--distance", help="auto: cosine for kmeans "
-                                 "embeddings, else dtw (measured best for each); dtw: DTW "
-                                 "between the sequences "
-                                 "of window embeddings (keeps the order of a call's parts); "
+    distance: str = typer.Option("auto", "--distance", help="auto: fused for kmeans "
+                                 "embeddings (cosine with --sample or when the windows file "
+                                 "is not found), else dtw (measured best for each); dtw: "
+                                 "DTW between the sequences of window embeddings (keeps the "
+                                 "order of a call's parts); "
                                  "cosine: each sequence pooled to the mean and standard "
-                                 "deviation of its embeddings, standardised, compared by "
-                                 "cosine (stored as the chord distance sqrt(2 (1 - cos)))."),
+                                 "deviation of its embeddings and the means of --segments "
+                                 "parts in time, standardised, compared by cosine (stored "
+                                 "as the chord distance sqrt(2 (1 - cos))); fused: that "
+                                 "cosine distance averaged with the DTW of the windows' own "
+                                 "spectrogram frames (each whitened per sequence), each "
+                                 "divided by its spread (needs the windows file)."),
+    segments: int = typer.Option(3, "--segments", help="With --distance cosine or fused: "
+                                 "equal parts in time (start, middle, end) whose means join "
+                                 "the mean and std, together weighing as much as the mean "
+                                 "(keeps a call's rough contour); 0 pools the mean and std "
+                                 "alone (the previous behaviour)."),
+    windows: Optional[Path] = typer.Option(None, "--windows", help="With --distance fused: "
+                                           "the windows file the embeddings were made from "
+                                           "[default: the one wsd embed recorded, as "
+                                           "written or beside EMB.h5]."),
     normalize: str = typer.Option("zscore", "--normalize", help="none, zscore (per dimension) "
                                   "or l2 (per window) before the DTW."),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
@@ -71,10 +85,11 @@ def cluster_cmd(
     Sequences are runs of consecutive non-silent windows (--mask), one per recording
     (--per-file), or runs of consecutive windows. Distances are dtaidistance's C DTW
     (dtw_ndim, parallel) between the sequences of embedding vectors (--distance cosine:
-    between their pooled mean and standard deviation instead); the linkage tree, each
-    cluster's medoid, the silhouette and a novelty score per sequence (rank rare sounds
-    first) are stored. The full matrix costs O(n^2): its memory and time are estimated
-    before starting, and past the limit wsd refuses and suggests --sample. With labels (from
+    between their pooled mean, standard deviation and start, middle and end instead;
+    --distance fused: that and the DTW of the windows' own spectrogram frames); the linkage
+    tree, each cluster's medoid, the silhouette and a novelty score per sequence (rank rare
+    sounds first) are stored. The full matrix costs O(n^2): its memory and time are
+    estimated before starting, and past the limit wsd refuses and suggests --sample. With labels (from
     slice --labels), the adjusted Rand index, NMI, purity and leave-one-out 1-nearest-
     neighbour accuracy are stored and printed. With --sample, --workers N or --scheduler
     ADDRESS spread the assignment of the other sequences over processes or a Dask cluster
@@ -86,7 +101,8 @@ def cluster_cmd(
     p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
                       min_windows=min_windows, max_windows=max_windows, window=window,
                       length_norm=length_norm, normalize=normalize, pca=pca, linkage=linkage,
-                      distance=distance,
+                      distance=distance, segments=segments,
+                      windows=str(windows) if windows else None,
                       n_clusters=None if threshold is not None else n_clusters,
                       threshold=threshold, sample=sample, novelty_k=novelty_k,
                       memory_gb=memory_gb, seed=seed, workers=workers, scheduler=scheduler)

@@ -115,13 +115,24 @@ def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = N
     -------
     :class:`ClusterResult` with every sequence clustered.
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
     m = len(seqs)
     _check_cut(method, n_clusters, distance_threshold, m)
     check_memory(m, memory_limit)
     condensed = dtw_condensed(seqs, window=window, parallel=parallel, length_norm=length_norm)
+    return cluster_condensed(condensed, method, n_clusters, distance_threshold, novelty_k)
+
+
+def cluster_condensed(condensed: np.ndarray, method: str = "complete",
+                      n_clusters: int | None = None, distance_threshold: float | None = None,
+                      novelty_k: int | None = 5) -> ClusterResult:
+    """:func:`cluster_sequences` on a condensed distance matrix already computed (scipy's
+    ``pdist`` order; any distance >= 0, e.g. ``wsd cluster --distance fused``)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    condensed = np.asarray(condensed, np.float64)
+    m = int(round((1 + np.sqrt(1 + 8 * len(condensed))) / 2))
+    _check_cut(method, n_clusters, distance_threshold, m)
     z = linkage(condensed, method=method)
     if n_clusters is not None:
         raw = fcluster(z, t=int(n_clusters), criterion="maxclust")

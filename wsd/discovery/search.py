@@ -5,7 +5,8 @@ Three ways to compare a query with an archive of window embeddings ``(n, D)``:
 * **window**: one query window against every archive window by cosine similarity
   (:func:`cosine_topk`, exact and blocked so memory stays bounded);
 * **pooled**: a multi-window query (a call of several windows) pooled into one vector, the
-  mean and standard deviation of its windows (:func:`pool`), against the same pooling of
+  mean and standard deviation of its windows and the means of its start, middle and end
+  (:func:`pool`), against the same pooling of
   every stretch of the archive as long as the query (:func:`sliding_pooled`, computed from
   running sums in ``O(n D)``), or of every whole recording;
 * **dtw**: the query's windows against every subsequence of each recording by subsequence
@@ -63,29 +64,65 @@ def cosine_topk(queries: np.ndarray, archive, k: int, block: int = BLOCK
     return best_i, best_s
 
 
-def pool(x: np.ndarray) -> np.ndarray:
-    """A sequence of window embeddings ``(L, D)`` pooled into one vector ``(2D,)``: the
-    mean and standard deviation over its windows."""
+#: Equal parts in time whose means are appended to a pooled sequence by default
+#: (``--segments``): the start, middle and end of a call, so that pooling keeps its rough
+#: contour. Chosen on both call-type sets with both kmeans encoders (benchmarks/README.md):
+#: every metric at least that of the mean and std alone, most above it.
+SEGMENTS = 3
+#: The most parts ``--segments`` takes.
+MAX_SEGMENTS = 16
+
+
+def segment_bounds(length: int, segments: int) -> list[tuple[int, int]]:
+    """Row ranges ``[a, b)`` of ``segments`` equal parts in time of a sequence of ``length``
+    rows. Each part holds at least one row, so a sequence shorter than ``segments`` repeats
+    rows rather than leaving a part empty."""
+    out = []
+    for i in range(segments):
+        a = (i * length) // segments
+        out.append((a, max(a + 1, -(-((i + 1) * length) // segments))))
+    return out
+
+
+def pool_weights(dim: int, segments: int = 0) -> np.ndarray:
+    """Column weights of :func:`pool`'s vector for window embeddings of ``dim`` values: 1 on
+    the mean and std, ``1 / sqrt(segments)`` on each part's mean, so that the parts together
+    weigh as much as the mean does."""
+    w = np.ones((2 + segments) * dim, np.float32)
+    if segments:
+        w[2 * dim:] = segments ** -0.5
+    return w
+
+
+def pool(x: np.ndarray, segments: int = 0) -> np.ndarray:
+    """A sequence of window embeddings ``(L, D)`` pooled into one vector ``((2 + segments)
+    D,)``: the mean and standard deviation over its windows, then the mean of each of
+    ``segments`` equal parts in time (:func:`segment_bounds`), unweighted (see
+    :func:`pool_weights`)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or len(x) == 0:
         raise BadInputError(f"a sequence must be (windows, dim) with >= 1 window, got {x.shape}")
-    return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
+    parts = [x[a:b].mean(0) for a, b in segment_bounds(len(x), segments)]
+    return np.concatenate([x.mean(0), x.std(0), *parts]).astype(np.float32)
 
 
-def sliding_pooled(x: np.ndarray, length: int) -> np.ndarray:
+def sliding_pooled(x: np.ndarray, length: int, segments: int = 0) -> np.ndarray:
     """:func:`pool` of every run of ``length`` consecutive rows of ``x`` ``(n, D)``:
-    ``(n - length + 1, 2D)`` float32 (one row per start), from running sums."""
+    ``(n - length + 1, (2 + segments) D)`` float32 (one row per start), from running sums."""
     x = np.asarray(x, np.float64)
     n = len(x)
     if length > n:
-        return np.zeros((0, 2 * x.shape[1]), np.float32)
+        return np.zeros((0, (2 + segments) * x.shape[1]), np.float32)
     c1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, 0)])
     c2 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x * x, 0)])
     s1 = c1[length:] - c1[:-length]
     s2 = c2[length:] - c2[:-length]
     mean = s1 / length
     var = np.maximum(s2 / length - mean * mean, 0.0)
-    return np.concatenate([mean, np.sqrt(var)], axis=1).astype(np.float32)
+    starts = np.arange(n - length + 1)
+    parts = [(c1[starts + b] - c1[starts + a]) / (b - a)
+             for a, b in segment_bounds(length, segments)]
+    return np.concatenate([mean, np.sqrt(var), *parts], axis=1).astype(np.float32)
 
 
 def best_segments(score: np.ndarray, length: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wsd.discovery.search import MAX_SEGMENTS, SEGMENTS
 from wsd.errors import BadInputError, UsageError
 from wsd.pipeline.progress import Progress
 
+DISTANCES = ("auto", "dtw", "cosine", "fused")
 #: Store the clustered sequences' DTW matrix in the output up to this many sequences.
 STORE_MATRIX_MAX = 3000
 
@@ -31,7 +33,9 @@ class ClusterParams:
     window: int | None = None
     length_norm: str = "sqrt"
     normalize: str = "zscore"
-    distance: str = "auto"  # auto | dtw | cosine (each sequence pooled to mean and std)
+    distance: str = "auto"  # auto | dtw | cosine (each sequence pooled) | fused
+    segments: int = SEGMENTS  # with cosine and fused: parts in time joining the pooling
+    windows: str | None = None  # with fused: the windows file (default: embed's record)
     pca: int | None = None
     linkage: str = "ward"
     n_clusters: int | None = 10
@@ -53,8 +57,15 @@ class ClusterParams:
             raise UsageError(f"--length-norm must be none or sqrt (got {self.length_norm})")
         if self.normalize not in ("none", "zscore", "l2"):
             raise UsageError(f"--normalize must be none, zscore or l2 (got {self.normalize})")
-        if self.distance not in ("auto", "dtw", "cosine"):
-            raise UsageError(f"--distance must be auto, dtw or cosine (got {self.distance})")
+        if self.distance not in DISTANCES:
+            raise UsageError(f"--distance must be {', '.join(DISTANCES[:-1])} or "
+                             f"{DISTANCES[-1]} (got {self.distance})")
+        if self.distance == "fused" and self.sample:
+            raise UsageError("--distance fused needs the full matrix: leave out --sample")
+        if self.windows and self.distance != "fused":
+            raise UsageError("--windows gives the frames of --distance fused")
+        if not 0 <= self.segments <= MAX_SEGMENTS:
+            raise UsageError(f"--segments must be 0 to {MAX_SEGMENTS} (got {self.segments})")
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
         if (self.workers > 1 or self.scheduler) and not self.sample:
@@ -78,14 +89,19 @@ class ClusterParams:
             raise UsageError(f"--memory-gb must be a positive number (got {self.memory_gb})")
 
 
-def pooled_sequences(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """``--distance cosine``: each sequence ``(len, d)`` becomes one step ``(1, 2 d)``, the
-    mean and standard deviation of its rows, standardised across the sequences and scaled
-    to unit length. The DTW of two one-step sequences is then their Euclidean (chord)
-    distance, sqrt(2 (1 - cosine similarity)), so linkage (Ward on chord distances is Ward
-    on the unit vectors), medoids, novelty and --sample all work unchanged."""
-    p = np.stack([np.concatenate([a.mean(0), a.std(0)]) for a in arrays]).astype(np.float64)
-    p = (p - p.mean(0)) / (p.std(0) + 1e-9)
+def pooled_sequences(arrays: list[np.ndarray], segments: int = 0) -> list[np.ndarray]:
+    """``--distance cosine``: each sequence ``(len, d)`` becomes one step ``(1, (2 +
+    segments) d)``: the mean and standard deviation of its rows and the means of
+    ``segments`` equal parts in time (:func:`wsd.discovery.search.pool`), standardised
+    across the sequences, the parts weighted by ``1 / sqrt(segments)``
+    (:func:`~wsd.discovery.search.pool_weights`), and scaled to unit length. The DTW of two
+    one-step sequences is then their Euclidean (chord) distance, sqrt(2 (1 - cosine
+    similarity)), so linkage (Ward on chord distances is Ward on the unit vectors),
+    medoids, novelty and --sample all work unchanged."""
+    from wsd.discovery.search import pool, pool_weights
+
+    p = np.stack([pool(a, segments) for a in arrays]).astype(np.float64)
+    p = (p - p.mean(0)) / (p.std(0) + 1e-9) * pool_weights(arrays[0].shape[1], segments)
     p /= np.linalg.norm(p, axis=1, keepdims=True) + 1e-12
     return [row[None, :] for row in p]
 
@@ -153,8 +169,21 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
             with open_file(p.mask) as d:
                 silent = _silent_mask(d, e)
         sources, spec, emb_id = e.sources, e.spectrogram, e.file_id
-        distance = p.distance if p.distance != "auto" else \
-            S.default_distance(e.params.get("arch"))
+        distance, windows = p.distance, p.windows
+        if distance == "auto":
+            distance = S.default_distance(e.params.get("arch"))
+            if distance == "fused":
+                from wsd.discovery.frames import find_windows
+
+                found = find_windows(e) if not p.sample else None
+                if found is None:
+                    distance = "cosine"
+                    progress.note("--distance auto: pooled cosine, not fused ("
+                                  + ("--sample" if p.sample else "the windows file the "
+                                     "embeddings were made from is not found")
+                                  + ")")
+                else:
+                    windows = str(found)
         hist = list(dict.fromkeys(e.history)) + history
     bad = ~np.isfinite(emb).all(axis=1)
     if bad.any():
@@ -178,12 +207,23 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
     x = dtw.preprocess(emb, p.normalize, p.pca, seed=p.seed)
     arrays = seqs.arrays(x)
     lengths, length_norm = seqs.lengths, p.length_norm
-    if distance == "cosine":
-        arrays = pooled_sequences(arrays)
+    frames = None
+    if distance in ("cosine", "fused"):
+        arrays = pooled_sequences(arrays, p.segments)
         lengths, length_norm = np.ones(m, np.int64), "none"
+    if distance == "fused":
+        from wsd.discovery.frames import sequence_frames
+
+        with open_file(emb_path, "embeddings") as e:
+            frames = sequence_frames(e, seqs.source_id, seqs.start_s, seqs.end_s, windows)
     limit = int(p.memory_gb * 1e9) if p.memory_gb else None
-    nbytes, secs = cost.estimate_cost(n_clu, lengths, arrays[0].shape[1], p.window)
-    what = "cosine (pooled)" if distance == "cosine" else "DTW"
+    if frames is not None:
+        nbytes, secs = cost.estimate_cost(m, np.array([len(f) for f in frames]),
+                                          frames[0].shape[1], None)
+        what = "fused (pooled cosine + DTW of the frames)"
+    else:
+        nbytes, secs = cost.estimate_cost(n_clu, lengths, arrays[0].shape[1], p.window)
+        what = "cosine (pooled)" if distance == "cosine" else "DTW"
     progress.note(f"{m} sequences of {seqs.lengths.min()}-{seqs.lengths.max()} windows, "
                   f"{arrays[0].shape[1]}-d; {what} matrix of {n_clu} sequences: about "
                   f"{nbytes / 1e6:.0f} MB, {secs:.0f} s (dtaidistance C library"
@@ -192,7 +232,9 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
           "window": p.window, "novelty_k": p.novelty_k or None, "memory_limit": limit,
           "length_norm": length_norm}
     with progress.task("clustering", None, "") as advance:
-        if p.sample and p.sample < m:
+        if frames is not None:
+            res = _cluster_fused(arrays, frames, kw)
+        elif p.sample and p.sample < m:
             spread = p.workers > 1 or bool(p.scheduler)
             assign = (_Distributed(arrays, p.workers, p.scheduler, out.resolve().parent)
                       if spread else None)
@@ -206,11 +248,31 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
     if seq_labels is not None and (seq_labels != "").any():
         metrics = label_metrics(seq_labels, res.labels, res.distance, res.clustered)
     k = int(res.labels.max()) + 1
-    params = {**dataclasses.asdict(p), "distance": distance, "embeddings": emb_path,
+    params = {**dataclasses.asdict(p), "distance": distance, "windows": windows,
+              "embeddings": emb_path,
               "embeddings_id": emb_id}
     _write(out, force, params, spec, hist, sources, seqs, res, seq_labels, metrics)
     return {"n_sequences": m, "n_clusters": k, "silhouette": res.silhouette,
             "metrics": metrics}
+
+
+def _cluster_fused(pooled: list[np.ndarray], frames: list[np.ndarray], kw: dict):
+    """``--distance fused``: the cosine distance of the pooled unit vectors and the DTW of
+    the whitened frames, fused (:func:`wsd.discovery.frames.fuse`), then clustered."""
+    from scipy.spatial.distance import squareform
+
+    from wsd.discovery import agglomerative, dtw
+    from wsd.discovery.frames import fuse
+
+    m = len(pooled)
+    agglomerative.check_memory(m, kw["memory_limit"])
+    u = np.concatenate(pooled)
+    cos = np.clip(1.0 - u @ u.T, 0.0, None)
+    np.fill_diagonal(cos, 0.0)
+    d_frames = dtw.dtw_condensed(frames, length_norm="sqrt")
+    fused = fuse(squareform(cos, checks=False), d_frames)
+    return agglomerative.cluster_condensed(fused, kw["method"], kw["n_clusters"],
+                                           kw["distance_threshold"], kw["novelty_k"])
 
 
 def _write(out, force: bool, params: dict, spec, hist, sources, seqs, res, seq_labels,

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from wsd.discovery.search import MAX_SEGMENTS, SEGMENTS
 from wsd.errors import BadInputError, UsageError
 from wsd.pipeline.progress import Progress
 
-MATCHES = ("auto", "pooled", "dtw")
+MATCHES = ("auto", "pooled", "dtw", "fused")
 #: ``--match auto`` for queries of several windows (chosen on the call-type catalogue:
 #: benchmarks/quality.py, query by example: DTW of step embeddings mAP 0.42 against 0.32
-#: pooled); embeddings of the kmeans encoder match pooled instead
-#: (:func:`wsd.discovery.sequences.default_distance`).
+#: pooled); embeddings of the kmeans encoder match fused (whole recordings) or pooled
+#: (stretches) instead (:func:`wsd.discovery.sequences.default_distance`).
 DEFAULT_MATCH = "dtw"
 
 
@@ -45,6 +46,9 @@ class SearchParams:
     match: str = "auto"
     index: str | None = None
     nprobe: int | None = None
+    segments: int | None = None  # None: SEGMENTS for whole recordings, 0 for stretches
+    windows: str | None = None  # --match fused: the archive's windows file
+    query_windows: str | None = None  # --match fused: the queries' windows file
 
     def __post_init__(self):
         given = [x for x in (self.query, self.query_table, self.uncertain) if x]
@@ -61,6 +65,21 @@ class SearchParams:
             raise UsageError("--index serves window queries (--query Q.h5 without --per-file)")
         if self.nprobe is not None and self.nprobe < 1:
             raise UsageError("--nprobe must be at least 1")
+        if self.segments is not None and not 0 <= self.segments <= MAX_SEGMENTS:
+            raise UsageError(f"--segments must be 0 to {MAX_SEGMENTS} (got {self.segments})")
+        if self.match == "fused" and not self.per_file:
+            raise UsageError("--match fused compares whole recordings: give it with "
+                             "--per-file")
+        if (self.windows or self.query_windows) and self.match != "fused":
+            raise UsageError("--windows and --query-windows give the frames of --match fused")
+
+    def parts(self, whole: bool) -> int:
+        """``--segments``, its default resolved: SEGMENTS for whole recordings (measured
+        better on both call-type sets), 0 for stretches of long recordings (no gain measured
+        on the up-call search, at 1.7 times the time: benchmarks/README.md)."""
+        if self.segments is not None:
+            return self.segments
+        return SEGMENTS if whole else 0
 
 
 @dataclass
@@ -165,19 +184,13 @@ def _search(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]
     if p.query and not p.per_file:
         return _window_search(e, queries, p, progress), queries, \
             "window: cosine" + (" (index)" if p.index else " (exact)")
-    if p.match != "auto":
-        match = p.match
-    else:
-        from wsd.discovery.sequences import default_distance
-
-        match = "pooled" if default_distance(e.params.get("arch")) == "cosine" else \
-            DEFAULT_MATCH
+    match, windows = _auto_match(e, p, progress)
     mu, sd = _archive_stats(x)
     queries.vectors = [(v - mu) / sd for v in queries.vectors]
     groups = _recordings(e)
     if p.per_file:
-        return _per_file_search(e, queries, groups, match, p, mu, sd, progress), queries, \
-            f"{match} against recordings"
+        return _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows), \
+            queries, f"{match} against recordings"
     hits = Hits()
     with progress.task("searching", len(queries) * len(groups), "recordings") as advance:
         for qi, q in enumerate(queries.vectors):
@@ -190,6 +203,34 @@ def _search(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]
     return hits, queries, f"{match} against stretches"
 
 
+def _auto_match(e, p: SearchParams, progress: Progress) -> tuple[str, tuple]:
+    """The match for queries of several windows, and (archive, query) windows files for
+    fused. ``--match auto``: fused for kmeans embeddings with ``--per-file`` when both
+    windows files are found, else pooled (noted); DTW for the other encoders."""
+    from wsd.discovery.frames import find_windows
+    from wsd.discovery.sequences import default_distance
+    from wsd.io.store import open_file
+
+    if p.match != "auto":
+        return p.match, (p.windows, p.query_windows)
+    match = default_distance(e.params.get("arch"))
+    if match == "dtw":
+        return DEFAULT_MATCH, (None, None)
+    if not p.per_file:
+        return "pooled", (None, None)
+    archive = find_windows(e)
+    with open_file(p.query, "embeddings") as q:
+        query = find_windows(q)
+    if archive is None or query is None:
+        progress.note("--match auto: pooled, not fused (the windows file the "
+                      f"{'archive' if archive is None else 'query'} embeddings were made "
+                      "from is not found)")
+        return "pooled", (None, None)
+    return "fused", (str(archive), str(query))
+
+
+#: Stretch starts pooled at a time (--match pooled against stretches).
+STRETCH_BLOCK = 4096
 #: Rows read at a time for the archive's per-dimension statistics.
 STATS_BLOCK = 1 << 16
 
@@ -209,8 +250,9 @@ def _archive_stats(x) -> tuple[np.ndarray, np.ndarray]:
     return mu.astype(np.float32), sd.astype(np.float32)
 
 
-def _per_file_search(e, queries, groups, match, p, mu, sd, progress) -> Hits:
-    """Every query against every archive recording as a whole, in one matrix."""
+def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) -> Hits:
+    """Every query against every archive recording as a whole, in one matrix (``windows``:
+    the archive's and the queries' windows files for fused, None for the recorded ones)."""
     from wsd.discovery import search as S
     from wsd.discovery.dtw import dtw_cross
 
@@ -218,11 +260,27 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress) -> Hits:
     seqs = [(np.asarray(x[int(r.min()):int(r.max()) + 1], np.float32)[r - r.min()] - mu) / sd
             for _, r in groups]
     with progress.task("searching", len(queries) * len(groups), "pairs") as advance:
-        if match == "pooled":
-            pa = S.normalise(np.stack([S.pool(q) for q in queries.vectors]))
-            pb = S.normalise(np.stack([S.pool(s) for s in seqs]))
+        if match in ("pooled", "fused"):
+            parts = p.parts(whole=True)
+            w = S.pool_weights(seqs[0].shape[1], parts)
+            pa = S.normalise(np.stack([S.pool(q, parts) for q in queries.vectors]) * w)
+            pb = S.normalise(np.stack([S.pool(s, parts) for s in seqs]) * w)
             score = pa @ pb.T
-        else:
+        if match == "fused":
+            from wsd.discovery.frames import fuse, sequence_frames
+
+            from wsd.io.store import open_file
+
+            sids = np.array([g for g, _ in groups])
+            st_, en_ = e.read("start_s"), e.read("end_s")
+            frames = sequence_frames(e, sids, [st_[r].min() for _, r in groups],
+                                     [en_[r].max() for _, r in groups], windows[0])
+            with open_file(p.query, "embeddings") as f:
+                qframes = sequence_frames(f, np.unique(f.read("source_id")), queries.start_s,
+                                          queries.end_s, windows[1])
+            d = dtw_cross(qframes, frames, length_norm="sqrt")
+            score = -fuse(np.clip(1.0 - score, 0.0, None), d)
+        elif match == "dtw":
             score = -dtw_cross(queries.vectors, seqs, length_norm="sqrt")
         advance(len(queries) * len(groups))
     st, en = e.read("start_s"), e.read("end_s")
@@ -255,8 +313,14 @@ def _candidates(e, q, sid: int, rows: np.ndarray, match: str, p: SearchParams, x
     L, k = len(q), p.k
     if match == "pooled":
         L = min(L, len(seq))
-        pooled = S.sliding_pooled(seq, L)
-        score = (S.normalise(pooled) @ S.normalise(S.pool(q)[None]).T)[:, 0]
+        parts = p.parts(whole=False)
+        w = S.pool_weights(seq.shape[1], parts)
+        qv = S.normalise(S.pool(q, parts)[None] * w)[0]
+        n_starts = len(seq) - L + 1
+        score = np.empty(n_starts, np.float32)
+        for a in range(0, n_starts, STRETCH_BLOCK):  # bounded memory on long recordings
+            b = min(n_starts, a + STRETCH_BLOCK)
+            score[a:b] = S.normalise(S.sliding_pooled(seq[a:b + L - 1], L, parts) * w) @ qv
         starts, vals = S.best_segments(score, L, k)
         stops = starts + L
     else:

@@ -45,8 +45,19 @@ def cluster_sizes(clusters: np.ndarray, truth: np.ndarray | None = None, max_bar
     return fig
 
 
-def dendrogram(linkage: np.ndarray, leaf_clusters: np.ndarray, max_leaves: int = 60):
-    """The linkage tree (heights: DTW distances) cut where it gives the stored clusters.
+#: What the heights and novelty of a clusters file measure, by its ``distance`` param.
+DISTANCE_NAMES = {"dtw": "DTW distance", "cosine": "chord distance of pooled embeddings",
+                  "fused": "fused distance (pooled + frame DTW)"}
+
+
+def distance_name(distance: str | None) -> str:
+    """The axis name of a clusters file's distances (``distance``: its param)."""
+    return DISTANCE_NAMES.get(distance or "dtw", "distance")
+
+
+def dendrogram(linkage: np.ndarray, leaf_clusters: np.ndarray, max_leaves: int = 60,
+               what: str = "DTW distance"):
+    """The linkage tree (heights: ``what``) cut where it gives the stored clusters.
 
     ``leaf_clusters`` ``(N,)``: cluster of each clustered sequence (the linkage's leaves, in
     order). Up to ``max_leaves`` leaves are drawn, labelled with their cluster; larger trees
@@ -77,7 +88,7 @@ def dendrogram(linkage: np.ndarray, leaf_clusters: np.ndarray, max_leaves: int =
         ax.axhline(cut, color="black", linestyle="--", linewidth=0.8)
         ax.text(1.0, cut, f" cut: {k} clusters", transform=ax.get_yaxis_transform(),
                 fontsize=8, va="bottom", ha="right")
-    ax.set_ylabel("merge height (DTW distance)")
+    ax.set_ylabel(f"merge height ({what})")
     ax.set_title("agglomerative clustering of call sequences", fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9)
     return fig
@@ -104,10 +115,10 @@ def _density(xy: np.ndarray, grid: int = 90):
 
 
 def novelty_view(xy: np.ndarray, novelty: np.ndarray, top: np.ndarray,
-                 axis_names: tuple[str, str], names: list[str]):
+                 axis_names: tuple[str, str], names: list[str], what: str = "DTW distance"):
     """Discovery view of the LSTM V4 seed: sequences ``xy`` ``(m, 2)`` on a 2-D map over the
     density of all of them (grey contours, Gaussian KDE), coloured by ``novelty`` ``(m,)``
-    (mean DTW distance to their nearest neighbours), the most novel (``top``: indices, most
+    (mean ``what`` to their nearest neighbours), the most novel (``top``: indices, most
     novel first; ``names``: their captions) ringed and numbered; and novelty against rank."""
     nov = np.asarray(novelty, dtype=np.float64)
     top = np.asarray(top, dtype=np.int64)
@@ -120,7 +131,7 @@ def novelty_view(xy: np.ndarray, novelty: np.ndarray, top: np.ndarray,
     lo, hi = (np.percentile(fin, [2, 98]) if fin.size else (0.0, 1.0))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=nov, cmap="plasma", s=22, edgecolors="black",
                     linewidths=0.3, zorder=2, vmin=lo, vmax=max(hi, lo + 1e-9))
-    P.colorbar(fig, sc, ax, "novelty (DTW distance; top 2% clipped)")
+    P.colorbar(fig, sc, ax, f"novelty ({what}; top 2% clipped)")
     for r, i in enumerate(top.tolist()):
         ax.scatter([xy[i, 0]], [xy[i, 1]], s=130, facecolors="none", edgecolors="red",
                    linewidths=1.3, zorder=3)
@@ -142,7 +153,7 @@ def novelty_view(xy: np.ndarray, novelty: np.ndarray, top: np.ndarray,
     if len(nov) > 50:
         bx.set_xscale("log")
     bx.set_xlabel("rank (1 = most novel)")
-    bx.set_ylabel("novelty (mean DTW distance to nearest neighbours)")
+    bx.set_ylabel(f"novelty (mean {what} to nearest neighbours)")
     bx.set_title(f"novelty of {len(nov)} sequences, ranked", fontsize=10)
     bx.grid(alpha=0.3)
     bx.legend(fontsize=8, loc="lower left")

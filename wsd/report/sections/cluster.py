@@ -88,6 +88,7 @@ def clusters_section(ctx: Ctx, cl: Item) -> tuple[Section, dict]:
     m = len(sq.cluster)
     k = int(sq.cluster.max()) + 1 if m else 0
     novelty = np.asarray(f.read("novelty"), np.float64) if f.has("novelty") else None
+    what = FC.distance_name(f.params.get("distance"))
     sizes = np.bincount(sq.cluster, minlength=k)
     sil = cl.attr("silhouette")
     metrics: dict = {"kind": "clusters", "n_sequences": m, "n_clusters": k,
@@ -110,7 +111,7 @@ def clusters_section(ctx: Ctx, cl: Item) -> tuple[Section, dict]:
         z = np.asarray(f.read("linkage"), np.float64)
         li = (np.asarray(f.read("linkage_index"), np.int64) if f.has("linkage_index")
               else np.arange(len(z) + 1))
-        sec.blocks.append(Figure(ctx.save(FC.dendrogram(z, sq.cluster[li]),
+        sec.blocks.append(Figure(ctx.save(FC.dendrogram(z, sq.cluster[li], what=what),
                                           f"{cl.name}_dendrogram"),
                                  f"Dendrogram of the {len(li):,} clustered sequences; the "
                                  "dashed line is where the tree was cut."))
@@ -118,7 +119,7 @@ def clusters_section(ctx: Ctx, cl: Item) -> tuple[Section, dict]:
     top = np.argsort(-novelty, kind="stable")[: ctx.opts.novel] if novelty is not None else []
     if novelty is not None and emb is not None and emb.f.has("embeddings"):
         sec.blocks.append(_novelty_figure(ctx, cl, emb, sq.seq_start, sq.seq_stop, novelty, top,
-                                          [sq.caption(i) for i in top]))
+                                          [sq.caption(i) for i in top], what))
     elif novelty is not None:
         sec.blocks.append(Note("The embeddings file was not found: no novelty map."))
     sec.blocks += _galleries(ctx, cl, sq, sizes, emb)
@@ -180,7 +181,8 @@ def _novel_table(ctx: Ctx, cl: Item, sq: Sequences, novelty: np.ndarray,
                      + (["label"] if sq.truth is not None else []), rows)
 
 
-def _novelty_figure(ctx, cl, emb, seq_start, seq_stop, novelty, top, names) -> Figure:
+def _novelty_figure(ctx, cl, emb, seq_start, seq_stop, novelty, top, names,
+                    what: str = "DTW distance") -> Figure:
     m = len(novelty)
     keep = np.arange(m)
     if m > ctx.opts.max_points:
@@ -194,10 +196,11 @@ def _novelty_figure(ctx, cl, emb, seq_start, seq_stop, novelty, top, names) -> F
     full[keep] = xy
     name = info["method"].upper() if info["method"] != "none" else "raw"
     fig = FC.novelty_view(full[keep], novelty[keep], np.searchsorted(keep, top),
-                          (f"{name} 1 of sequence means", f"{name} 2 of sequence means"), names)
+                          (f"{name} 1 of sequence means", f"{name} 2 of sequence means"), names,
+                          what)
     return Figure(ctx.save(fig, f"{cl.name}_novelty"),
                   "Density and novelty: each call sequence (its mean embedding, projected) "
-                  "over the density of all sequences, coloured by novelty (mean DTW distance "
+                  f"over the density of all sequences, coloured by novelty (mean {what} "
                   "to its nearest neighbours); ringed numbers are the most novel, listed "
                   "below with play buttons.")
 
