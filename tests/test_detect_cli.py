@@ -101,6 +101,28 @@ def test_cli_defaults_match_silence_params():
         assert sig[field.name].default.default == field.default, field.name
 
 
+def test_silence_events_are_as_long_as_the_calls(gapped, tmp_path, wsd):
+    """--events auto (frames, for --silence): each call is one event from its first active
+    frame to its last, found one-to-one by --truth; --events merge gives whole windows."""
+    d, lab, events = gapped
+    win = tmp_path / "w.h5"
+    assert wsd("slice", d, "-o", win, "-q").code == 0
+    got = {}
+    for how in ("auto", "merge"):
+        det = tmp_path / f"{how}.h5"
+        r = wsd("detect", win, "--silence", "--events", how, "--truth", lab, "-o", det)
+        assert r.code == 0, r.err
+        with open_file(det) as f:
+            got[how] = (f.read("events/start_s"), f.read("events/end_s"),
+                        json.loads(f.attrs("/")["metrics_json"])["events"], f.params["events"])
+    s, e, m, how = got["auto"]
+    assert how == "frames" and got["merge"][3] == "merge"
+    assert len(s) == len(events) and m["f1"] == 1.0, (s, e, m)
+    for (a, b, _), s_, e_ in zip(events, s, e):
+        assert abs(s_ - a) < 0.1 and abs(e_ - b) < 0.1, (a, b, s_, e_)
+    assert (got["merge"][1] - got["merge"][0]).mean() > (e - s).mean() + 0.2
+
+
 def test_detect_usage_errors(gapped, tmp_path, wsd):
     d, _, _ = gapped
     win = tmp_path / "w.h5"
@@ -113,6 +135,13 @@ def test_detect_usage_errors(gapped, tmp_path, wsd):
     assert r.code == 65
     r = wsd("detect", win, "--silence", "--clip-score", "mode", "-o", tmp_path / "x.h5")
     assert r.code == 2 and "--clip-score" in r.err and len(r.err.strip().splitlines()) == 1
+    r = wsd("detect", win, "--silence", "--events", "frames", "--threshold", "5", "-o",
+            tmp_path / "x.h5")
+    assert r.code == 2 and "--events merge" in r.err
+    r = wsd("detect", win, "--model", win, "--events", "frames", "-o", tmp_path / "x.h5")
+    assert r.code == 2 and "with --silence" in r.err
+    r = wsd("detect", win, "--silence", "--events", "steps", "-o", tmp_path / "x.h5")
+    assert r.code == 2 and "--events must be auto, merge, peaks or frames" in r.err
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -183,8 +212,8 @@ def test_slice_drop_silence_keeps_what_detect_finds_active(gapped, tmp_path, wsd
     full, dropped = tmp_path / "w.h5", tmp_path / "drop.h5"
     assert wsd("slice", d, "-o", full, "--labels", lab, "-q").code == 0
     assert wsd("slice", d, "-o", dropped, "--labels", lab, "--drop-silence", "-q").code == 0
-    det = tmp_path / "sil.h5"
-    assert wsd("detect", full, "--silence", "-o", det, "-q").code == 0
+    det = tmp_path / "sil.h5"  # slice's activity: the kept windows, merged (not frames)
+    assert wsd("detect", full, "--silence", "--events", "merge", "-o", det, "-q").code == 0
     with open_file(full) as f, open_file(dropped) as g, open_file(det) as s:
         keep = s.read("positive")
         assert g.n == keep.sum() < f.n

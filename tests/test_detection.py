@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from wsd.dsp.events import events_from_decisions
-from wsd.dsp.silence import SilenceParams, decide, detect_silence, frame_energy
+from wsd.dsp.silence import (SilenceParams, active_runs, decide, detect_silence,
+                             frame_energy)
 from wsd.metrics.detection import best_threshold, binary_metrics, per_recording
 from wsd.errors import BadInputError, UsageError
 
@@ -202,6 +203,45 @@ def test_overlapping_windows_agree_with_contiguous_ones():
     for i, s in enumerate(first):
         np.testing.assert_array_equal(d.active[i], ref_frames[s : s + F])
     assert d.floor_db[0] == pytest.approx(ref.floor_db[0])
+
+
+def test_active_runs_are_the_sound_itself_not_whole_windows():
+    """detect --events frames: the whistle is one run from its first to its last frame,
+    to the frame, though it starts and ends mid-window; the clicks (one frame every 7,
+    kept as impulsive) are runs of a frame each; overlapping windows give the same runs
+    as contiguous ones; the run's score is its loudest frame."""
+    w = recording(-80.0, seed=3)
+    st = np.arange(N_WIN) * F * HOP_S
+    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), st, RAW, hop_s=HOP_S)
+    r = active_runs(d.active, d.level, np.zeros(N_WIN, int), st, HOP_S)
+    lo, hi = EVENTS[0]
+    first = np.argmin(np.abs(r["start_s"] - lo * HOP_S))
+    assert r["start_s"][first] == pytest.approx(lo * HOP_S)
+    assert r["end_s"][first] == pytest.approx(hi * HOP_S)
+    assert r["n_frames"][first] == hi - lo
+    clicks = (r["start_s"] >= EVENTS[1][0] * HOP_S - 1e-9) & (r["end_s"] <= EVENTS[1][1] * HOP_S)
+    assert clicks.sum() == len(range(*EVENTS[1], 7)) and (r["n_frames"][clicks] == 1).all()
+    assert len(r["start_s"]) == 1 + clicks.sum()  # nothing in the silence
+    levels = d.level.reshape(-1)[lo:hi]
+    assert r["score"][first] == pytest.approx(float(levels.max()))
+    # windows every half window: frames shared, the same runs
+    spec = w.reshape(-1, BINS)
+    starts = np.arange(0, (N_WIN - 1) * F + 1, F // 2)
+    half = np.stack([spec[a:a + F] for a in starts])
+    d2 = detect_silence(half, FREQS, np.zeros(len(starts), int), starts * HOP_S, RAW,
+                        hop_s=HOP_S)
+    r2 = active_runs(d2.active, d2.level, np.zeros(len(starts), int), starts * HOP_S, HOP_S)
+    for k in ("start_s", "end_s", "n_frames"):
+        np.testing.assert_allclose(r2[k], r[k])
+    # merged into events like windows: runs closer than min_gap join
+    ev = events_from_decisions(r["source_id"], r["start_s"], r["end_s"],
+                               np.ones(len(r["start_s"]), bool), r["score"], 7 * HOP_S)
+    assert len(ev["start_s"]) == 2
+    empty = active_runs(np.zeros((3, F), bool), np.zeros((3, F)), np.zeros(3, int),
+                        np.arange(3) * F * HOP_S, HOP_S)
+    assert all(len(v) == 0 for v in empty.values())
+    with pytest.raises(UsageError):
+        active_runs(d.active, d.level, np.zeros(N_WIN, int), st, 0.0)
 
 
 def test_dropped_windows_without_hop_match_explicit_hop():

@@ -239,7 +239,7 @@ def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
     r = wsd("detect", win, "--silence", "--calibrate", "median", "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--calibrate must be none, recording or peaks" in r.err
     r = wsd("detect", win, "--silence", "--events", "sideways", "-o", tmp_path / "d.h5")
-    assert r.code == 2 and "--events must be merge or peaks" in r.err
+    assert r.code == 2 and "--events must be auto, merge, peaks or frames" in r.err
     r = wsd("detect", win, "--silence", "--events", "peaks", "--event-length", "0",
             "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--event-length must be > 0" in r.err

@@ -23,8 +23,11 @@ def detect_cmd(
                                               "model's, set on validation]."),
     min_gap: float = typer.Option(0.0, "--min-gap", help="Merge detections of one recording "
                                   "separated by at most this many seconds into one event."),
-    min_duration: float = typer.Option(0.0, "--min-duration", help="Drop events shorter than "
-                                       "this (s)."),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Drop events "
+                                                 "shorter than this (s) [default: 0.5 for "
+                                                 "frame events (--silence), measured: most "
+                                                 "shorter runs in real recordings are noise "
+                                                 "transients; else 0]."),
     calibrate: str = typer.Option("none", "--calibrate", help="none | recording | peaks: "
                                   "the model's log-odds scaled per recording, so one "
                                   "threshold holds across recordings of different noise. "
@@ -34,10 +37,14 @@ def detect_cmd(
                                   "background peaks a detection must clear. The threshold is "
                                   "then in those units [default threshold: the probe's, set "
                                   "on cross-validation for each scale]."),
-    events: str = typer.Option("merge", "--events", help="merge: detected windows closer "
+    events: str = typer.Option("auto", "--events", help="merge: detected windows closer "
                                "than --min-gap join into one event; peaks: one event of "
                                "--event-length around each peak of the score above the "
-                               "threshold (for calls of a typical length)."),
+                               "threshold (for calls of a typical length); frames (with "
+                               "--silence): each run of active frames is an event, as long "
+                               "as the sound rather than whole windows, runs closer than "
+                               "--min-gap joined; auto: frames for --silence (merge with "
+                               "--threshold), merge for a model."),
     event_length: Optional[float] = typer.Option(None, "--event-length", help="Peaks: an "
                                                  "event's length (s) [default: a window's]."),
     min_separation: Optional[float] = typer.Option(None, "--min-separation", help="Peaks: "

@@ -115,6 +115,7 @@ class SilenceDecision:
     active : bool ``(n, frames)``, per-frame activity after hysteresis and run filtering.
     recordings : int64 ``(r,)``, the distinct source ids, ascending.
     floor_db : float32 ``(r,)``, each recording's noise floor (frame level, dB).
+    level : float32 ``(n, frames)``, each frame's level, dB above its recording's floor.
     """
 
     silent: np.ndarray
@@ -123,6 +124,7 @@ class SilenceDecision:
     active: np.ndarray
     recordings: np.ndarray
     floor_db: np.ndarray
+    level: np.ndarray | None = None
 
 
 def window_floor(windows_db: np.ndarray) -> np.ndarray:
@@ -291,6 +293,7 @@ def decide(
         raise BadInputError("frame energies and start times must be finite")
 
     active = np.zeros((n, frames), dtype=bool)
+    level = np.zeros((n, frames), dtype=np.float32)
     score = np.zeros(n, dtype=np.float32)
     recordings, floors = [], []
     offs = np.arange(frames)
@@ -304,7 +307,8 @@ def decide(
         floor = np.percentile(grid[present], params.floor_percentile)
         x = grid - np.float32(floor)
         active[idx] = _hysteresis(x, present, frames, params)[pos]
-        score[idx] = x[pos].max(axis=1)
+        level[idx] = x[pos]
+        score[idx] = level[idx].max(axis=1)
         recordings.append(rec)
         floors.append(floor)
 
@@ -317,7 +321,57 @@ def decide(
         active=active,
         recordings=np.asarray(recordings, dtype=np.int64),
         floor_db=np.asarray(floors, dtype=np.float32),
+        level=level,
     )
+
+
+def active_runs(active: np.ndarray, level: np.ndarray, source_id: np.ndarray,
+                start_s: np.ndarray, hop_s: float) -> dict[str, np.ndarray]:
+    """The runs of consecutive active frames of each recording, as rows for
+    :func:`wsd.dsp.events.events_from_decisions` (``detect --silence --events frames``):
+    events as long as the sound itself rather than whole windows.
+
+    Frame ``j`` of window ``i`` sits at frame ``round((start_s[i] - t0) / hop_s) + j`` of its
+    recording's grid (``t0``: the recording's first window); frames that several windows
+    share count once (active in any). A run of frames ``a..b`` spans
+    ``[t0 + a hop, t0 + (b + 1) hop)``; its score is the highest level (dB above the floor)
+    of its frames.
+
+    active, level : ``(n, frames)`` from :class:`SilenceDecision`; source_id, start_s ``(n,)``.
+    Returns ``source_id`` int64, ``start_s``, ``end_s``, ``score`` float64 and ``n_frames``
+    int64 arrays, by recording then time.
+    """
+    active = np.asarray(active, bool)
+    level = np.asarray(level, np.float32)
+    n, frames = active.shape
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, np.float64)
+    _check_rows(n, source_id=source_id, start_s=start_s)
+    if not (math.isfinite(hop_s) and hop_s > 0):
+        raise UsageError("hop_s must be > 0 seconds")
+    out: dict[str, list] = {"source_id": [], "start_s": [], "end_s": [], "score": [],
+                            "n_frames": []}
+    for rec, idx in _recording_groups(source_id, start_s):
+        t0 = start_s[idx[0]]
+        k = np.rint((start_s[idx] - t0) / hop_s).astype(np.int64)[:, None] + np.arange(frames)
+        on = active[idx]
+        kk, lv = k[on], level[idx][on]
+        if not kk.size:
+            continue
+        order = np.argsort(kk, kind="stable")
+        kk, lv = kk[order], lv[order]
+        uniq, first = np.unique(kk, return_index=True)
+        lv = np.maximum.reduceat(lv, first)
+        brk = np.flatnonzero(np.diff(uniq) > 1) + 1
+        a, b = np.r_[0, brk], np.r_[brk, uniq.size]
+        out["source_id"].append(np.full(a.size, rec, np.int64))
+        out["start_s"].append(t0 + uniq[a] * hop_s)
+        out["end_s"].append(t0 + (uniq[b - 1] + 1) * hop_s)
+        out["score"].append(np.maximum.reduceat(lv, a).astype(np.float64))
+        out["n_frames"].append((b - a).astype(np.int64))
+    dtypes = {"source_id": np.int64, "n_frames": np.int64}
+    return {key: (np.concatenate(v) if v else np.zeros(0, dtypes.get(key, np.float64)))
+            for key, v in out.items()}
 
 
 def detect_silence(
