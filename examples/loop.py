@@ -16,8 +16,9 @@ the clicks: a hit overlapping an annotated up-call is marked yes ("upcall"), any
    ``wsd report`` the hits (the review page), marks from the annotations;
 3. each next round: ``wsd train --arch linear --labels marks.csv`` (a probe standardising
    rows per recording: the README's previous recipe, measured better here with few labels), ``wsd search
-   --uncertain`` for the windows it is least sure of, more marks, until the marks hold the
-   budget of up-calls;
+   --uncertain --exclude marks.csv`` for the windows it is least sure of (no two
+   overlapping, none reviewed before), more marks, until the marks hold the budget of
+   up-calls;
 4. ``wsd detect`` val with the probe (``--calibrate peaks --events peaks``, the README's
    recipe) ``--truth`` the val annotations: event F1.
 Against it, the same budget of up-calls chosen at random (with as many random negatives).
@@ -126,8 +127,8 @@ def loop(emb_tr, emb_va, train_truth, val_truth, budget: int, work: Path,
         wsd("train", emb_tr, "--arch", "linear", "--labels", labels, "--positive", LABEL,
             *PROBE, "-o", clf, "--force", "-q")
         unc = work / f"round{rounds}.h5"
-        wsd("search", emb_tr, "--uncertain", clf, "-k", per_round, "-o", unc, "--force",
-            "-q")
+        wsd("search", emb_tr, "--uncertain", clf, "--exclude", labels, "-k", per_round,
+            "-o", unc, "--force", "-q")
         marks += mark(wsd_out("export", unc), train_truth)
     pos = [m for m in marks if m[3] == LABEL]
     keep = pos[:budget] + [m for m in marks if m[3] != LABEL]

@@ -132,6 +132,18 @@ def test_uncertainty_ranks_the_boundary_first():
     assert i.tolist() == [4, 1, 3] and s[0] == 1.0
 
 
+def test_uncertain_picks_do_not_overlap_and_skip_what_was_reviewed():
+    """Windows of 1 s every 0.5 s: the second best overlaps the best and is passed over;
+    another recording's window at the same time is not; skipped rows are never picked."""
+    p = np.array([0.5, 0.51, 0.55, 0.6, 0.5, 0.9])
+    sid = np.array([0, 0, 0, 0, 1, 1])
+    st = np.array([0.0, 0.5, 1.0, 1.5, 0.5, 2.0])
+    i, s = S.uncertainty_topk(p, 4, sid, st, st + 1.0)
+    assert i.tolist() == [0, 4, 2, 5]  # 1 overlaps 0, 3 overlaps 2
+    i, _ = S.uncertainty_topk(p, 4, sid, st, st + 1.0, skip=np.array([1, 0, 0, 0, 1, 0], bool))
+    assert i.tolist() == [1, 3, 5]  # all that is left without overlaps
+
+
 # ------------------------------------------------------------------ the command
 def _hits_csv(wsd, hits):
     r = wsd("export", hits)
@@ -263,6 +275,23 @@ def test_probe_detect_and_uncertain_loop(archive, tmp_path, wsd):
     assert len(rows) == 7 and rows[0]["query_path"].startswith("uncertain")
     assert [float(r["score"]) for r in rows] == sorted((float(r["score"]) for r in rows),
                                                        reverse=True)
+    spans = [(r["path"], float(r["start_s"]), float(r["end_s"])) for r in rows]
+    assert not any(p == q and a < d and c < b for i, (p, a, b) in enumerate(spans)
+                   for q, c, d in spans[i + 1:])  # no two picks overlap
+    # the picks marked (as the review page saves them), then the next round leaves them out
+    marks = tmp_path / "marks.csv"
+    marks.write_text("path,start_s,end_s,label\n" + "".join(
+        f"{r['path']},{r['start_s']},{r['end_s']},noise\n" for r in rows))
+    nxt = tmp_path / "u2.h5"
+    r = wsd("search", archive["emb"], "--uncertain", clf, "--exclude", marks, "-k", "7",
+            "-o", nxt)
+    assert r.code == 0 and "reviewed windows left out" in r.err, r.err
+    again = [(r["path"], float(r["start_s"]), float(r["end_s"])) for r in _hits_csv(wsd, nxt)]
+    assert len(again) == 7 and not any(
+        p == q and a < d and c < b for p, a, b in again for q, c, d in spans)
+    r = wsd("search", archive["emb"], "--query", archive["emb"], "--exclude", marks, "-o", nxt,
+            "--force")
+    assert r.code == 2 and "--exclude" in r.err
 
 
 def test_probe_refuses_what_it_cannot_learn(archive, tmp_path, wsd):

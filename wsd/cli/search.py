@@ -24,6 +24,10 @@ def search_cmd(
     uncertain: Optional[Path] = typer.Option(None, "--uncertain", help="A linear probe (wsd "
                                              "train EMB.h5 --arch linear): list the windows "
                                              "nearest its decision boundary, to review next."),
+    exclude: Optional[Path] = typer.Option(None, "--exclude", help="With --uncertain: a "
+                                           "Raven table or path,start_s,end_s CSV of what "
+                                           "was reviewed already (the marks): windows "
+                                           "overlapping it are not proposed again."),
     k: int = typer.Option(10, "-k", "--top", help="Hits per query."),
     per_file: bool = typer.Option(False, "--per-file", help="Each recording of --query is "
                                   "one query, each archive recording one candidate."),
@@ -69,7 +73,8 @@ def search_cmd(
     hour. For every query the top -k hits are written: source, start and end, score (higher
     is more similar: cosine, or minus the DTW distance per window) and rank (1 is the best);
     self-hits are kept. wsd export HITS.h5 writes them as CSV or a Raven table; wsd report
-    HITS.h5 makes a review page. --uncertain ranks the windows a probe is least sure of.
+    HITS.h5 makes a review page. --uncertain ranks the windows a probe is least sure of, no
+    two overlapping in time, leaving out what --exclude says was reviewed.
     """
     from wsd.pipeline.search import SearchParams, run_search
 
@@ -80,7 +85,8 @@ def search_cmd(
                      per_file=per_file, match=match, index=str(index) if index else None,
                      nprobe=nprobe, segments=segments,
                      windows=str(windows) if windows else None,
-                     query_windows=str(query_windows) if query_windows else None)
+                     query_windows=str(query_windows) if query_windows else None,
+                     exclude=str(exclude) if exclude else None)
     s = run_search(str(embeddings), output, p, [history_entry("search")], force=force,
                    progress=rep)
     rep.note(f"{s['queries']} queries -> {s['hits']} hits ({s['how']}) in {output}")

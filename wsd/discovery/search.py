@@ -165,12 +165,35 @@ def subsequence_dtw(query: np.ndarray, series: np.ndarray, k: int
             np.asarray(scores, np.float32))
 
 
-def uncertainty_topk(p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def uncertainty_topk(p: np.ndarray, k: int, source_id: np.ndarray | None = None,
+                     start_s: np.ndarray | None = None, end_s: np.ndarray | None = None,
+                     skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows whose probability ``p`` ``(n,)`` is nearest the decision boundary
     (0.5), nearest first (active learning: what to review next). Returns ``(index,
-    score)`` with ``score = 1 - 2 |p - 0.5|`` (1 on the boundary)."""
+    score)`` with ``score = 1 - 2 |p - 0.5|`` (1 on the boundary).
+
+    With ``source_id``, ``start_s`` and ``end_s`` (the rows' recordings and spans) the picks
+    are diverse: a row overlapping in time a row already picked from its recording is passed
+    over (neighbouring windows share most of their sound, and reviewing one says the most
+    about the others). ``skip`` (bool ``(n,)``): rows never picked (reviewed already)."""
     p = np.asarray(p, np.float64)
     score = 1.0 - 2.0 * np.abs(p - 0.5)
-    k = min(int(k), len(p))
-    idx = np.argsort(-score, kind="stable")[:k]
-    return idx.astype(np.int64), score[idx].astype(np.float32)
+    if skip is not None:
+        score = np.where(np.asarray(skip, bool), -np.inf, score)
+    k = min(int(k), int(np.isfinite(score).sum()))
+    if source_id is None:
+        idx = np.argsort(-score, kind="stable")[:k]
+        return idx.astype(np.int64), score[idx].astype(np.float32)
+    order = np.argsort(-score, kind="stable")
+    picked: list[int] = []
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for i in order:
+        if len(picked) == k or not np.isfinite(score[i]):
+            break
+        s, a, b = int(source_id[i]), float(start_s[i]), float(end_s[i])
+        if any(a < y and x < b for x, y in spans.get(s, [])):
+            continue
+        spans.setdefault(s, []).append((a, b))
+        picked.append(int(i))
+    idx = np.asarray(picked, np.int64)
+    return idx, score[idx].astype(np.float32)

@@ -48,6 +48,7 @@ class SearchParams:
     nprobe: int | None = None
     segments: int | None = None  # None: SEGMENTS for whole recordings, 0 for stretches
     windows: str | None = None  # --match fused: the archive's windows file
+    exclude: str | None = None  # --uncertain: a table of time ranges reviewed already
     query_windows: str | None = None  # --match fused: the queries' windows file
 
     def __post_init__(self):
@@ -70,6 +71,8 @@ class SearchParams:
         if self.match == "fused" and not self.per_file:
             raise UsageError("--match fused compares whole recordings: give it with "
                              "--per-file")
+        if self.exclude and not self.uncertain:
+            raise UsageError("--exclude leaves reviewed windows out of --uncertain")
         if (self.windows or self.query_windows) and self.match != "fused":
             raise UsageError("--windows and --query-windows give the frames of --match fused")
 
@@ -137,7 +140,8 @@ def run_search(archive: str, out, p: SearchParams, history: list[str], *, force:
 
     progress = progress or Progress()
     out = Path(out)
-    check_output(out, force, inputs=[archive, p.query, p.query_table, p.uncertain, p.index])
+    check_output(out, force,
+                 inputs=[archive, p.query, p.query_table, p.uncertain, p.index, p.exclude])
     with output_lock(out), open_file(archive, "embeddings") as e:
         hits, queries, how = _search(e, p, progress)
         h = hits.arrays()
@@ -411,14 +415,33 @@ def _uncertain(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, s
     probe = load_probe(p.uncertain, e.shape("embeddings")[1])
     with progress.task("scoring", e.n, "windows") as advance:
         prob = probe.predict_rows(e.f["embeddings"], advance, source_id=e.read("source_id"))
-    idx, score = uncertainty_topk(prob, p.k)
-    hits = Hits()
     sid, st, en = e.read("source_id"), e.read("start_s"), e.read("end_s")
+    skip = _reviewed(e, p.exclude, sid, st, en) if p.exclude else None
+    idx, score = uncertainty_topk(prob, p.k, sid, st, en, skip)
+    hits = Hits()
     hits.add(0, sid[idx], st[idx], en[idx], score)
     qs = Queries()
     qs.add(f"uncertain: {p.uncertain}", math.nan, math.nan, probe.positive,
            np.zeros((0, e.shape("embeddings")[1]), np.float32))
-    return hits, qs, "uncertainty: 1 - 2|p - 0.5| of the probe"
+    return hits, qs, ("uncertainty: 1 - 2|p - 0.5| of the probe, no two picks overlapping"
+                      + (f", {int(skip.sum())} reviewed windows left out" if skip is not None
+                         else ""))
+
+
+def _reviewed(e, table: str, sid, st, en) -> np.ndarray:
+    """Windows overlapping a time range of ``table`` (what was reviewed already)."""
+    from wsd.io.labels import read_labels
+
+    t = read_labels(table, n_inputs=e.n_sources, need_label=False)
+    out = np.zeros(len(sid), bool)
+    for s, path in enumerate(e.sources["path"]):
+        rows = np.flatnonzero(sid == s)
+        for a, b, _ in t.for_file(path):
+            out[rows[(st[rows] < b) & (en[rows] > a)]] = True
+    if t.unused():
+        raise BadInputError(f"{len(t.unused())} range path(s) name no recording of the archive,"
+                            f" e.g. {t.unused()[0]}", table)
+    return out
 
 
 def _hit_labels(e, h: dict) -> np.ndarray:
