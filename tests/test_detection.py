@@ -212,8 +212,9 @@ def test_active_runs_are_the_sound_itself_not_whole_windows():
     as contiguous ones; the run's score is its loudest frame."""
     w = recording(-80.0, seed=3)
     st = np.arange(N_WIN) * F * HOP_S
-    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), st, RAW, hop_s=HOP_S)
+    d = detect_silence(w, FREQS, np.zeros(N_WIN, int), st, RAW, hop_s=HOP_S, keep_level=True)
     r = active_runs(d.active, d.level, np.zeros(N_WIN, int), st, HOP_S)
+    assert detect_silence(w, FREQS, np.zeros(N_WIN, int), st, RAW).level is None  # not kept
     lo, hi = EVENTS[0]
     first = np.argmin(np.abs(r["start_s"] - lo * HOP_S))
     assert r["start_s"][first] == pytest.approx(lo * HOP_S)
@@ -229,7 +230,7 @@ def test_active_runs_are_the_sound_itself_not_whole_windows():
     starts = np.arange(0, (N_WIN - 1) * F + 1, F // 2)
     half = np.stack([spec[a:a + F] for a in starts])
     d2 = detect_silence(half, FREQS, np.zeros(len(starts), int), starts * HOP_S, RAW,
-                        hop_s=HOP_S)
+                        hop_s=HOP_S, keep_level=True)
     r2 = active_runs(d2.active, d2.level, np.zeros(len(starts), int), starts * HOP_S, HOP_S)
     for k in ("start_s", "end_s", "n_frames"):
         np.testing.assert_allclose(r2[k], r[k])

@@ -200,6 +200,20 @@ def test_fused_finds_its_windows_beside_the_embeddings_or_says_what_to_give(clip
         np.testing.assert_array_equal(a.read("distance"), b.read("distance"))
 
 
+def test_an_output_never_overwrites_the_windows_behind_the_embeddings(clips, tmp_path, wsd):
+    d = tmp_path / "w"
+    d.mkdir()
+    shutil.copy(clips["win"], d / "win.h5")
+    emb = d / "emb.h5"
+    _recording(clips["emb"], emb, str(d / "win.h5"))
+    before = (d / "win.h5").read_bytes()
+    for args in (("cluster", emb, "--per-file", "--distance", "fused"),
+                 ("search", emb, "--query", emb, "--per-file")):
+        r = wsd(*args, "-o", d / "win.h5", "--force")
+        assert r.code == 73 and "is also an input" in r.err, r.err
+    assert (d / "win.h5").read_bytes() == before
+
+
 def test_fused_refuses_other_windows_and_bad_combinations(clips, tmp_path, wsd):
     from wsd.cli.main import main
 

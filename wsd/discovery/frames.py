@@ -50,16 +50,32 @@ def whiten(frames: np.ndarray, q: float = FLOOR_Q) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-9)
 
 
+def _recorded(emb) -> list[Path]:
+    """Where the windows file ``wsd embed`` recorded in embeddings ``emb`` may be: as
+    written, then beside the embeddings (empty when none was recorded)."""
+    rec = emb.params.get("windows")
+    return [Path(rec), Path(emb.path).parent / Path(rec).name] if rec else []
+
+
+def recorded_windows(path) -> list[Path]:
+    """:func:`_recorded` of the embeddings file at ``path`` (none when it cannot be read:
+    the command reading it will say why): inputs an output must not overwrite."""
+    from wsd.io.store import open_file
+
+    try:
+        with open_file(path) as e:
+            return _recorded(e)
+    except Exception:  # noqa: BLE001 - reported by the command itself
+        return []
+
+
 def find_windows(emb) -> Path | None:
     """The windows file ``wsd embed`` recorded in embeddings ``emb`` (an open WsdFile), as
     written or beside the embeddings, when it is there and still the same file (its file
     id); else None."""
     from wsd.io.store import open_file
 
-    rec = emb.params.get("windows")
-    if not rec:
-        return None
-    for p in (Path(rec), Path(emb.path).parent / Path(rec).name):
+    for p in _recorded(emb):
         if p.is_file():
             try:
                 with open_file(p, "windows") as w:
@@ -76,15 +92,15 @@ def _resolve(windows: str | None, emb) -> Path:
     when given, else the path ``wsd embed`` recorded, as written or beside the embeddings."""
     if windows:
         return Path(windows)
-    rec = emb.params.get("windows")
-    if not rec:
+    places = _recorded(emb)
+    if not places:
         raise BadInputError("records no windows file; give --windows WIN.h5", emb.path)
-    for p in (Path(rec), Path(emb.path).parent / Path(rec).name):
+    for p in places:
         if p.exists():
             return p
     raise InputMissingError(f"not found (neither as written nor beside {emb.path}); it is "
                             f"the windows file {emb.path} was embedded from: give --windows "
-                            "WIN.h5", rec)
+                            "WIN.h5", places[0])
 
 
 def sequence_frames(emb, source_id, start_s, end_s, windows: str | None = None,

@@ -115,7 +115,8 @@ class SilenceDecision:
     active : bool ``(n, frames)``, per-frame activity after hysteresis and run filtering.
     recordings : int64 ``(r,)``, the distinct source ids, ascending.
     floor_db : float32 ``(r,)``, each recording's noise floor (frame level, dB).
-    level : float32 ``(n, frames)``, each frame's level, dB above its recording's floor.
+    level : float32 ``(n, frames)``, each frame's level, dB above its recording's floor
+        (None unless :func:`decide` was asked to keep it).
     """
 
     silent: np.ndarray
@@ -260,6 +261,7 @@ def decide(
     params: SilenceParams,
     *,
     hop_s: float | np.ndarray | None = None,
+    keep_level: bool = False,
 ) -> SilenceDecision:
     """Decide silence per window from per-frame levels.
 
@@ -274,6 +276,8 @@ def decide(
         between window starts is taken as one window of ``frames`` frames, which is exact for
         windows cut every ``frames`` frames (with or without dropped windows) and otherwise
         treats the windows as if they were contiguous.
+    keep_level : also return each frame's level above the floor (``level``, for
+        :func:`active_runs`; as large as ``frame_energy``, so only when asked).
 
     Returns
     -------
@@ -293,7 +297,7 @@ def decide(
         raise BadInputError("frame energies and start times must be finite")
 
     active = np.zeros((n, frames), dtype=bool)
-    level = np.zeros((n, frames), dtype=np.float32)
+    level = np.zeros((n, frames), dtype=np.float32) if keep_level else None
     score = np.zeros(n, dtype=np.float32)
     recordings, floors = [], []
     offs = np.arange(frames)
@@ -307,8 +311,9 @@ def decide(
         floor = np.percentile(grid[present], params.floor_percentile)
         x = grid - np.float32(floor)
         active[idx] = _hysteresis(x, present, frames, params)[pos]
-        level[idx] = x[pos]
-        score[idx] = level[idx].max(axis=1)
+        if level is not None:
+            level[idx] = x[pos]
+        score[idx] = x[pos].max(axis=1)
         recordings.append(rec)
         floors.append(floor)
 
@@ -382,6 +387,7 @@ def detect_silence(
     params: SilenceParams = SilenceParams(),
     *,
     hop_s: float | np.ndarray | None = None,
+    keep_level: bool = False,
 ) -> SilenceDecision:
     """(:func:`bin_floor` when ``params.whiten``), :func:`frame_energy` then :func:`decide`;
     shapes as there (windows ``(n, frames, bins)``)."""
@@ -389,4 +395,4 @@ def detect_silence(
     if params.whiten:
         floor = bin_floor(window_floor(windows_db), source_id, start_s, params.floor_span_s)
     energy = frame_energy(windows_db, freqs, params, floor)
-    return decide(energy, source_id, start_s, params, hop_s=hop_s)
+    return decide(energy, source_id, start_s, params, hop_s=hop_s, keep_level=keep_level)

@@ -182,7 +182,9 @@ def _silence(f, sel: slice, options: dict) -> dict:
     from wsd.pipeline.detect import silence_rows
     from wsd.dsp.silence import SilenceParams
 
-    return silence_rows(f, sel, SilenceParams(**options))
+    options = dict(options)
+    runs = bool(options.pop("runs", False))  # the runs of active frames too (frame events)
+    return silence_rows(f, sel, SilenceParams(**options), runs=runs)
 
 
 def plan(op: str, windows: str, n: int, shard_dir: str, *, source_id=None, **kw) -> list:

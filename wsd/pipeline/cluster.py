@@ -143,11 +143,13 @@ def _silent_mask(det, emb) -> np.ndarray:
 def run_cluster(emb_path: str, p: ClusterParams, out, history: list[str], *, force: bool,
                 progress: Progress | None = None) -> dict:
     """Cluster the sequences of ``emb_path`` into ``out``; returns a summary."""
+    from wsd.discovery.frames import recorded_windows
     from wsd.io.store import check_output, output_lock
 
     progress = progress or Progress()
     out = Path(out)
-    check_output(out, force, inputs=[emb_path, p.mask])
+    check_output(out, force, inputs=[emb_path, p.mask, p.windows,
+                                     *recorded_windows(emb_path)])
     with output_lock(out):
         return _cluster(emb_path, p, out, history, force, progress)
 

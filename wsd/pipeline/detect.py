@@ -159,11 +159,11 @@ def level_units_per_db(spec: dict) -> float:
                      f"{scale} (slice with --scale db)")
 
 
-def silence_rows(f, sel: slice, params: SilenceParams) -> dict:
+def silence_rows(f, sel: slice, params: SilenceParams, runs: bool = False) -> dict:
     """The silence detector (:func:`wsd.dsp.silence.detect_silence`, the one implementation)
     on rows ``sel`` of an open windows file, which must hold whole recordings: score (dB
     above floor), positive (active), active_frac, each recording's floor (``floor_sid``,
-    ``floor_db``), and the runs of active frames (``run_*``,
+    ``floor_db``), and with ``runs`` the runs of active frames (``run_*``,
     :func:`wsd.dsp.silence.active_runs`: the events of ``--events frames``)."""
     from wsd.dsp.silence import active_runs, detect_silence
 
@@ -179,13 +179,15 @@ def silence_rows(f, sel: slice, params: SilenceParams) -> dict:
     hop_s = spec["hop_length"] / spec["sample_rate"]
     st = f.read("start_s", sel)
     d = detect_silence(_Rows(f, "windows", sel, mean, std), f.read("freqs"), sid, st, scaled,
-                       hop_s=hop_s)
-    runs = active_runs(d.active, d.level, sid, st, hop_s)
-    return {"score": (d.score / unit).astype(np.float32), "positive": ~d.silent,
-            "active_frac": d.active_frac.astype(np.float32), "floor_sid": d.recordings,
-            "floor_db": d.floor_db, "run_source_id": runs["source_id"],
-            "run_start_s": runs["start_s"], "run_end_s": runs["end_s"],
-            "run_score": runs["score"] / unit}
+                       hop_s=hop_s, keep_level=runs)
+    out = {"score": (d.score / unit).astype(np.float32), "positive": ~d.silent,
+           "active_frac": d.active_frac.astype(np.float32), "floor_sid": d.recordings,
+           "floor_db": d.floor_db}
+    if runs:
+        r = active_runs(d.active, d.level, sid, st, hop_s)
+        out.update(run_source_id=r["source_id"], run_start_s=r["start_s"],
+                   run_end_s=r["end_s"], run_score=r["score"] / unit)
+    return out
 
 
 def check_binary(info: dict, path: str) -> str:
@@ -233,7 +235,8 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
             sp = dataclasses.asdict(p.silence)
             params = {"detector": "silence", "windows": str(windows), **sp}
             tasks = chunks.plan("silence", str(windows), f.n, str(folder.path),
-                                source_id=f.read("source_id"), options=json.dumps(sp))
+                                source_id=f.read("source_id"),
+                                options=json.dumps({**sp, "runs": p.how_events == "frames"}))
             with progress.task("silence", f.n, "windows") as advance:
                 parts = chunks.collect(chunks.run(tasks, progress=advance, **run_kw))
             score, decided = parts["score"], parts["positive"].astype(bool)

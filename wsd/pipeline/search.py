@@ -134,6 +134,7 @@ class Hits:
 def run_search(archive: str, out, p: SearchParams, history: list[str], *, force: bool,
                progress: Progress | None = None) -> dict:
     """Search the embeddings file ``archive``; write the hits file ``out``."""
+    from wsd.discovery.frames import recorded_windows
     from wsd.io.store import (atomic_output, check_output, ensure_space, open_file,
                               output_lock)
     from wsd.io.store.rows import RowWriter
@@ -141,7 +142,9 @@ def run_search(archive: str, out, p: SearchParams, history: list[str], *, force:
     progress = progress or Progress()
     out = Path(out)
     check_output(out, force,
-                 inputs=[archive, p.query, p.query_table, p.uncertain, p.index, p.exclude])
+                 inputs=[archive, p.query, p.query_table, p.uncertain, p.index, p.exclude,
+                         p.windows, p.query_windows, *recorded_windows(archive),
+                         *(recorded_windows(p.query) if p.query else [])])
     with output_lock(out), open_file(archive, "embeddings") as e:
         hits, queries, how = _search(e, p, progress)
         h = hits.arrays()
