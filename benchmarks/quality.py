@@ -182,10 +182,11 @@ def _baselines(files, labels_csv, work: Path) -> dict:
     pca = PCA(32, random_state=0).fit(np.concatenate(bands))
     pcs = [pca.transform(b) for b in bands]
     pca_pooled = _z(np.stack([np.concatenate([p.mean(0), p.std(0)]) for p in pcs]))
+    raw_dtw = _dtw(bands, zscore=False)
     base = {"pooled bands": _scores(_cos(pooled), y, True),
             "PCA-32 of frames, pooled": _scores(_cos(pca_pooled), y, True),
-            "raw-frame DTW": _scores(_dtw(bands, zscore=False), y, False)}
-    return base, _pooled_cos(bands)
+            "raw-frame DTW": _scores(raw_dtw, y, False)}
+    return base, _pooled_cos(bands), raw_dtw
 
 
 def _fused(pooled_cos: np.ndarray, frames_dtw: np.ndarray) -> np.ndarray:
@@ -196,6 +197,13 @@ def _fused(pooled_cos: np.ndarray, frames_dtw: np.ndarray) -> np.ndarray:
     d = fuse(pooled_cos, frames_dtw, pairs=off)
     np.fill_diagonal(d, 0.0)
     return d
+
+
+def _rerank(d: np.ndarray) -> np.ndarray:
+    """The re-ranking ``wsd cluster`` applies by default (--rerank mp+qe)."""
+    from wsd.discovery.rerank import rerank
+
+    return rerank(d, "mp+qe")
 
 
 def _frontend_dtw(files, labels_csv, work: Path, slice_args: list[str]) -> dict:
@@ -218,7 +226,9 @@ def _frontend_dtw(files, labels_csv, work: Path, slice_args: list[str]) -> dict:
 
 #: The learned rows: each encoder's window (kmeans) or step (contrastive) embeddings per
 #: clip, by DTW and pooled; the default pipeline is kmeans pooled (cluster --distance auto).
-LEARNED = ("kmeans: fused (cluster --per-file, --distance auto)", "kmeans: pooled (cosine)",
+LEARNED = ("kmeans: fused (cluster --per-file, --distance auto)",
+           "kmeans: fused, not re-ranked (cluster --per-file --rerank none)",
+           "kmeans: pooled (cosine)",
            "kmeans: pooled, mean and std only (--segments 0)", "kmeans: DTW", "kmeans -p members=1 (the previous default): pooled (cosine)",
            "contrastive: DTW", "contrastive: pooled (cosine)")
 #: The encoders trained per seed: (row name, arch, extra train flags).
@@ -226,6 +236,7 @@ ENCODERS = (("kmeans", "kmeans", []), ("kmeans -p members=1 (the previous defaul
                                         ["-p", "members=1"]),
             ("contrastive", "contrastive", []))
 DEFAULT_ROW = "kmeans: fused (cluster --per-file, --distance auto)"
+NOT_RERANKED_ROW = "kmeans: fused, not re-ranked (cluster --per-file --rerank none)"
 
 #: Epochs of the seed convae row (its windows/s on 2 CPU cores make more too slow here).
 CONVAE_EPOCHS = 3
@@ -284,7 +295,7 @@ def _search_map(emb: Path, work: Path, *extra) -> dict:
 def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[str]:
     files, labels_csv = _clip_list(dataset, work)
     t0 = time.perf_counter()
-    base, bands_cos = _baselines(files, labels_csv, work)
+    base, bands_cos, raw_dtw = _baselines(files, labels_csv, work)
     win = work / "win.h5"
     wsd("slice", *files, "-o", win, "--labels", labels_csv, "--sample-rate", "44100",
         *slice_args, "--force", "-q")
@@ -293,12 +304,16 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
     controls = {"pooled bands, wsd's pooling (mean, std, start, middle, end)":
                 _scores(bands_cos, y_fe, True),
                 "fused: pooled bands (wsd's pooling) + DTW of the front end's frames":
-                _scores(_fused(bands_cos, fe_dtw), y_fe, False)}
+                _scores(_fused(bands_cos, fe_dtw), y_fe, False),
+                "DTW of the front end's frames, re-ranked as cluster re-ranks (mp+qe)":
+                _scores(_rerank(fe_dtw), y_fe, False),
+                "raw-frame DTW (a baseline), re-ranked (mp+qe)":
+                _scores(_rerank(raw_dtw), y_fe, False)}
     convae, convae_fused = _seed_convae(win, work, seeds[0])
     learned = {k: [] for k in LEARNED}
     times = {name: [] for name, _, _ in ENCODERS}
     searched = {name: [] for name, _, _ in ENCODERS}
-    pooled_search = []
+    pooled_search, plain_search = [], []
     for seed in seeds:
         for i, (name, arch, extra) in enumerate(ENCODERS):
             enc, emb = work / f"enc{arch}{i}-{seed}.h5", work / f"emb{arch}{i}-{seed}.h5"
@@ -318,7 +333,10 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
             if name == ENCODERS[0][0]:
                 assert list(y) == list(y_fe), "clips out of order"
                 learned[DEFAULT_ROW].append(_cluster_scores(emb, work))
+                learned[NOT_RERANKED_ROW].append(_cluster_scores(emb, work, "--rerank",
+                                                                 "none"))
                 pooled_search.append(_search_map(emb, work, "--match", "pooled"))
+                plain_search.append(_search_map(emb, work, "--rerank", "none"))
     bar = {k: max(b[k] for b in base.values()) for k in METRICS}
     lines = [f"\n### call types: {dataset} ({len(files)} clips, {len(set(y))} types; seeds "
              f"{' '.join(map(str, seeds))}; slice {' '.join(slice_args) or '(defaults)'})",
@@ -338,6 +356,9 @@ def calltypes(dataset: str, seeds, work: Path, slice_args: list[str]) -> list[st
                      "| | |")
     lines.append(f"| wsd search --query E.h5 --per-file --match pooled ({ENCODERS[0][0]} "
                  f"embeddings) | | {mean_sd([r['map'] for r in pooled_search])} | | |")
+    lines.append(f"| wsd search --query E.h5 --per-file --rerank none ({ENCODERS[0][0]} "
+                 f"embeddings, fused, not re-ranked) | | "
+                 f"{mean_sd([r['map'] for r in plain_search])} | | |")
     lines.append(_row(f"seed convae (--arch convae --epochs {CONVAE_EPOCHS}, seed "
                       f"{seeds[0]}): DTW of window embeddings", [convae]))
     lines.append(_row("seed convae, the same embeddings: cluster --distance fused",

@@ -81,3 +81,31 @@ def with_seed_slice(run):
             args = ("slice", *SEED_SLICE, *args[1:])
         return run(*args)
     return wrapped
+
+
+def rerank_by_hand(d, how="mp+qe"):
+    """``wsd cluster --rerank`` written out with scipy.stats and loops (the tests' reference):
+    Gaussian mutual proximity 1 - P(X_i > d_ij) P(X_j > d_ij), X_i ~ N(mean, std of row i's
+    off-diagonal entries); then (mp+qe) each row averaged with its nearest other item's row,
+    symmetrised."""
+    from scipy.stats import norm
+
+    d = np.asarray(d, np.float64)
+    n = len(d)
+    mp = np.zeros_like(d)
+    others = [np.delete(d[i], i) for i in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                pi = norm.sf(d[i, j], others[i].mean(), others[i].std())
+                pj = norm.sf(d[i, j], others[j].mean(), others[j].std())
+                mp[i, j] = 1 - pi * pj
+    if how == "mp":
+        return mp
+    rows = np.zeros_like(mp)
+    for i in range(n):
+        nearest = min((j for j in range(n) if j != i), key=lambda j: mp[i, j])
+        rows[i] = (mp[i] + mp[nearest]) / 2
+    out = (rows + rows.T) / 2
+    np.fill_diagonal(out, 0)
+    return out

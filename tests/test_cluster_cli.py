@@ -125,8 +125,9 @@ def test_length_norm_option(emb_and_mask, tmp_path, wsd):
     emb, det = emb_and_mask
     raw, norm = tmp_path / "raw.h5", tmp_path / "norm.h5"
     assert wsd("cluster", emb, "--mask", det, "-o", raw, "-k", "3", "--length-norm", "none",
-               "-q").code == 0
-    r = wsd("cluster", emb, "--mask", det, "-o", norm, "-k", "3", "--length-norm", "sqrt")
+               "--rerank", "none", "-q").code == 0
+    r = wsd("cluster", emb, "--mask", det, "-o", norm, "-k", "3", "--length-norm", "sqrt",
+            "--rerank", "none")
     assert r.code == 0 and "ARI 1.000" in r.err, r.err
     with open_file(raw) as a, open_file(norm) as b:
         n = b.read("seq_stop") - b.read("seq_start")
@@ -171,7 +172,7 @@ def test_cosine_distance_of_pooled_sequences(emb_and_mask, tmp_path, wsd):
     for extra, parts in (([], 3), (["--segments", "0"], 0), (["--segments", "2"], 2)):
         out = tmp_path / f"cos{parts}.h5"
         r = wsd("cluster", emb, "--mask", det, "-o", out, "-k", "3", "--distance", "cosine",
-                *extra)
+                "--rerank", "none", *extra)
         assert r.code == 0, r.err
         assert "cosine (pooled)" in r.err and "ARI 1.000" in r.err, r.err
         with open_file(out) as f:

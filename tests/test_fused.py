@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import rerank_by_hand
 from wsd.discovery import frames as F
 from wsd.io.store import open_file
 
@@ -60,15 +61,16 @@ def clips(tmp_path_factory):
     return {"dir": d, "win": win, "emb": emb}
 
 
-def _by_hand(win: str, emb: str, segments: int = 3, search: bool = False
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _by_hand(win: str, emb: str, segments: int = 3, search: bool = False,
+             spread_over_all: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The fused matrix and the clip labels, computed here without wsd's functions:
     frames rebuilt from the windows, every 2nd, each clip less its 20th percentile per band
     and standardised; DTW by dtaidistance, divided by sqrt(len_a + len_b); the pooled
     vectors (mean, std, three parts) of the standardised windows, standardised across
     clips (not by search, which compares a query with recordings one by one), parts
     weighted 1/sqrt(3), cosine distance; each matrix divided by its spread over pairs (by
-    search: over all entries of its query x recording matrix); averaged."""
+    search: over all entries of its query x recording matrix, unless it re-ranks:
+    ``spread_over_all`` False); averaged."""
     from dtaidistance import dtw_ndim
 
     with open_file(win) as f:
@@ -103,7 +105,8 @@ def _by_hand(win: str, emb: str, segments: int = 3, search: bool = False
     p[:, 2 * x.shape[1]:] /= np.sqrt(segments)
     u = p / np.linalg.norm(p, axis=1, keepdims=True)
     cos = np.clip(1 - u @ u.T, 0, None)
-    off = np.ones((m, m), bool) if search else ~np.eye(m, dtype=bool)
+    everything = search if spread_over_all is None else spread_over_all
+    off = np.ones((m, m), bool) if everything else ~np.eye(m, dtype=bool)
     fused = 0.5 * cos / cos[off].std() + 0.5 * dtw / dtw[off].std()
     np.fill_diagonal(fused, 0)
     return fused, np.asarray(y, str)
@@ -135,36 +138,66 @@ def test_whiten_and_fuse():
 # ------------------------------------------------------------------ commands
 def test_cluster_fused_matches_the_definition_and_finds_the_shapes(clips, tmp_path, wsd):
     """Pooled alone (mean spectra) cannot tell an up-sweep from a down-sweep of the same
-    band; the fused distance can. The stored matrix is the definition, computed by hand."""
-    out = tmp_path / "f.h5"
-    r = wsd("cluster", clips["emb"], "--per-file", "--distance", "fused", "-k", "3", "-o", out)
-    assert r.code == 0, r.err
-    assert "fused (pooled cosine + DTW of the frames)" in r.err and "ARI 1.000" in r.err, r.err
+    band; the fused distance can. The stored matrix is the definition, computed by hand,
+    and by default that re-ranked (mutual proximity, then query expansion)."""
     want, y = _by_hand(clips["win"], clips["emb"])
-    with open_file(out) as f:
-        np.testing.assert_allclose(f.read("distance"), want, rtol=1e-4, atol=1e-4)
-        assert list(np.asarray(f.read("label"), str)) == list(y)
-        assert f.params["distance"] == "fused" and f.params["segments"] == 3
+    for extra, expect in ((["--rerank", "none"], want), ([], rerank_by_hand(want))):
+        out = tmp_path / "f.h5"
+        r = wsd("cluster", clips["emb"], "--per-file", "--distance", "fused", "-k", "3",
+                "-o", out, "--force", *extra)
+        assert r.code == 0, r.err
+        assert "fused (pooled cosine + DTW of the frames)" in r.err, r.err
+        assert "ARI 1.000" in r.err, r.err
+        with open_file(out) as f:
+            np.testing.assert_allclose(f.read("distance"), expect, rtol=1e-4, atol=1e-4)
+            assert list(np.asarray(f.read("label"), str)) == list(y)
+            assert f.params["distance"] == "fused" and f.params["segments"] == 3
+            assert f.params["rerank"] == (extra[1] if extra else "mp+qe")
     r = wsd("cluster", clips["emb"], "--per-file", "--distance", "cosine", "--segments", "0",
             "-k", "3", "-o", tmp_path / "c.h5")
     assert r.code == 0 and "ARI 1.000" not in r.err, r.err
 
 
+def _search_rerank_by_hand(d):
+    """``search --per-file --rerank mp+qe`` of an archive against itself, by hand: mutual
+    proximity of the archive's matrix ``d`` (each recording's statistics over the others);
+    a query's distance to itself 1 - P(X_q > 0)^2; every other distance averaged with the
+    query's nearest other recording's (one-sided query expansion)."""
+    from scipy.stats import norm
+
+    mp = rerank_by_hand(d, "mp")
+    n = len(d)
+    out = np.zeros_like(mp)
+    for i in range(n):
+        others = np.delete(d[i], i)
+        nearest = min((j for j in range(n) if j != i), key=lambda j: mp[i, j])
+        out[i] = (mp[i] + mp[nearest]) / 2
+        out[i, i] = 1 - norm.sf(0.0, others.mean(), others.std()) ** 2
+    return out
+
+
 def test_search_fused_ranks_the_same_shape_first(clips, tmp_path, wsd):
-    out = tmp_path / "h.h5"
-    r = wsd("search", clips["emb"], "--query", clips["emb"], "--per-file", "--match", "fused",
-            "-k", "3", "-o", out)
-    assert r.code == 0 and "fused against recordings" in r.err, r.err
-    want, y = _by_hand(clips["win"], clips["emb"], search=True)
-    with open_file(out) as h:
-        q, s, score = h.read("query_id"), h.read("source_id"), h.read("score")
-        rank = h.read("rank")
-    for i in range(len(y)):
-        mine = q == i
-        assert s[mine & (rank == 1)][0] == i  # itself first
-        second = int(s[mine & (rank == 2)][0])
-        assert y[second] == y[i]  # then a call of the same shape
-        np.testing.assert_allclose(score[mine], -want[i, s[mine]], rtol=1e-4, atol=1e-4)
+    """Raw (--rerank none): minus the fused cross distance, by hand; re-ranked (the
+    default): minus that re-ranking of the archive's fused matrix, by hand. Either way each
+    recording finds itself first, then one of its own shape."""
+    raw, y = _by_hand(clips["win"], clips["emb"], search=True)
+    square, _ = _by_hand(clips["win"], clips["emb"], search=True, spread_over_all=False)
+    for extra, want in ((["--rerank", "none"], raw), ([], _search_rerank_by_hand(square))):
+        out = tmp_path / "h.h5"
+        r = wsd("search", clips["emb"], "--query", clips["emb"], "--per-file", "--match",
+                "fused", "-k", "3", "-o", out, "--force", *extra)
+        assert r.code == 0 and "fused against recordings" in r.err, r.err
+        assert ("re-ranked (mp+qe)" in r.err) == (not extra), r.err
+        with open_file(out) as h:
+            q, s, score = h.read("query_id"), h.read("source_id"), h.read("score")
+            rank = h.read("rank")
+            assert h.params["rerank"] == ("none" if extra else "mp+qe")
+        for i in range(len(y)):
+            mine = q == i
+            assert s[mine & (rank == 1)][0] == i  # itself first
+            second = int(s[mine & (rank == 2)][0])
+            assert y[second] == y[i]  # then a call of the same shape
+            np.testing.assert_allclose(score[mine], -want[i, s[mine]], rtol=1e-4, atol=1e-4)
 
 
 def _recording(src, dst, windows_path: str, **params):
@@ -275,4 +308,26 @@ def test_the_report_names_the_fused_distance(clips, tmp_path, wsd):
     r = wsd("report", out, "-o", tmp_path / "rep", "-q")
     assert r.code == 0, r.err
     page = (tmp_path / "rep" / "index.html").read_text()
-    assert "novelty (mean fused distance (pooled + frame DTW)" in page
+    assert ("novelty (mean mutual proximity (expanded) of the fused distance (pooled + frame "
+            "DTW)") in page
+
+
+def test_search_rerank_with_a_sample_of_the_archive(clips, tmp_path, wsd, monkeypatch):
+    """An archive larger than the statistics sample (here 4 of 9 recordings): each
+    recording's statistics come from the sample, neighbours outside it are computed on
+    demand; each recording still finds itself first, then one of its own shape."""
+    from wsd.discovery import rerank
+
+    monkeypatch.setattr(rerank, "STATS_SAMPLE", 4)
+    out = tmp_path / "h.h5"
+    r = wsd("search", clips["emb"], "--query", clips["emb"], "--per-file", "--match", "fused",
+            "-k", "2", "-o", out)
+    assert r.code == 0 and "fused against recordings, re-ranked (mp+qe)" in r.err, r.err
+    _, y = _by_hand(clips["win"], clips["emb"])
+    with open_file(out) as h:
+        q, s, rank = h.read("query_id"), h.read("source_id"), h.read("rank")
+        score = h.read("score")
+    assert np.all(np.isfinite(score)) and np.all((score <= 0) & (score >= -1))
+    for i in range(len(y)):
+        assert s[(q == i) & (rank == 1)][0] == i
+        assert y[int(s[(q == i) & (rank == 2)][0])] == y[i]

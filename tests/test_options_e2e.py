@@ -282,7 +282,7 @@ def test_cluster_pca(calls, tmp_path, wsd):
 
 
 def test_cluster_window_is_a_dtw_band(calls, tmp_path, wsd):
-    raw = ["-k", "3", "--normalize", "none", "--length-norm", "none", "-q"]
+    raw = ["-k", "3", "--normalize", "none", "--length-norm", "none", "--rerank", "none", "-q"]
     free = _cluster(wsd, calls, tmp_path / "free.h5", *raw)
     band1 = _cluster(wsd, calls, tmp_path / "w1.h5", *raw, "--window", "1")
     band2 = _cluster(wsd, calls, tmp_path / "w2.h5", *raw, "--window", "2")

@@ -55,18 +55,28 @@ def cluster_cmd(
                                   "or l2 (per window) before the DTW."),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce embeddings to D dimensions "
                                       "with PCA first (DTW cost grows with D)."),
+    rerank: str = typer.Option("auto", "--rerank", help="Re-rank the full matrix by its own "
+                               "neighbourhoods before linkage (no labels): mp, mutual "
+                               "proximity (a pair is close when each is unusually close for "
+                               "the other; undoes hubs, items near everything; 0-1); mp+qe, "
+                               "then each row averaged with its nearest neighbour's (query "
+                               "expansion); none. auto: mp+qe, none with --sample (measured "
+                               "best: benchmarks/README.md). The stored matrix, medoids, "
+                               "novelty and --threshold are in the re-ranked units."),
     linkage: str = typer.Option("ward", "--linkage", help="ward, complete, average or "
                                 "single."),
     n_clusters: int = typer.Option(10, "--n-clusters", "-k", help="Cut the tree into at most "
                                    "K clusters..."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="...or where merges "
-                                              "are higher than this DTW distance (overrides "
-                                              "--n-clusters)."),
+                                              "are higher than this distance, in the units "
+                                              "of the matrix clustered (with --rerank mp or "
+                                              "mp+qe, the default, mutual proximity 0-1; "
+                                              "overrides --n-clusters)."),
     sample: Optional[int] = typer.Option(None, "--sample", help="Cluster a random sample of N "
                                          "sequences, then assign every other one to its "
                                          "nearest medoid (cost linear in the archive)."),
-    novelty_k: int = typer.Option(5, "--novelty-k", help="Novelty = mean DTW distance to the "
-                                  "k nearest sequences (0: skip; with --sample it costs N "
+    novelty_k: int = typer.Option(5, "--novelty-k", help="Novelty = mean distance (as "
+                                  "clustered) to the k nearest sequences (0: skip; with --sample it costs N "
                                   "distances per sequence)."),
     memory_gb: Optional[float] = typer.Option(None, "--memory-gb", help="Refuse a distance "
                                               "matrix larger than this [default: a quarter "
@@ -86,7 +96,8 @@ def cluster_cmd(
     (--per-file), or runs of consecutive windows. Distances are dtaidistance's C DTW
     (dtw_ndim, parallel) between the sequences of embedding vectors (--distance cosine:
     between their pooled mean, standard deviation and start, middle and end instead;
-    --distance fused: that and the DTW of the windows' own spectrogram frames); the linkage
+    --distance fused: that and the DTW of the windows' own spectrogram frames); the full
+    matrix is re-ranked by mutual proximity and query expansion (--rerank); the linkage
     tree, each cluster's medoid, the silhouette and a novelty score per sequence (rank rare
     sounds first) are stored. The full matrix costs O(n^2): its memory and time are
     estimated before starting, and past the limit wsd refuses and suggests --sample. With labels (from
@@ -101,6 +112,7 @@ def cluster_cmd(
     p = ClusterParams(mask=str(mask) if mask else None, per_file=per_file,
                       min_windows=min_windows, max_windows=max_windows, window=window,
                       length_norm=length_norm, normalize=normalize, pca=pca, linkage=linkage,
+                      rerank=rerank,
                       distance=distance, segments=segments,
                       windows=str(windows) if windows else None,
                       n_clusters=None if threshold is not None else n_clusters,

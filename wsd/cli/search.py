@@ -54,6 +54,15 @@ def search_cmd(
     query_windows: Optional[Path] = typer.Option(None, "--query-windows", help="With --match "
                                                  "fused: the windows file of --query "
                                                  "[default: as for --windows]."),
+    rerank: str = typer.Option("auto", "--rerank", help="With --per-file: re-rank by the "
+                               "archive's neighbourhoods (no labels): mp, mutual proximity "
+                               "(a hit ranks high when each recording is unusually close for "
+                               "the other; undoes hubs, recordings near everything); mp+qe, "
+                               "then each query's distances averaged with those of its "
+                               "nearest archive recording other than itself (query "
+                               "expansion); none. Archive statistics from up to 512 archive "
+                               "recordings (seeded sample beyond). auto: mp+qe (measured "
+                               "better on both call-type sets: benchmarks/README.md)."),
     index: Optional[Path] = typer.Option(None, "--index", help="An index from wsd index "
                                          "(approximate, for archives too large for exact "
                                          "search of window queries)."),
@@ -71,7 +80,8 @@ def search_cmd(
     recording as long as itself, by the mean and standard deviation of the windows and the
     means of its start, middle and end (--match pooled) or by subsequence DTW (--match dtw), so a 2 s call is found inside an
     hour. For every query the top -k hits are written: source, start and end, score (higher
-    is more similar: cosine, or minus the DTW distance per window) and rank (1 is the best);
+    is more similar: cosine, or minus the DTW distance per window; with --per-file minus the
+    re-ranked distance, --rerank) and rank (1 is the best);
     self-hits are kept. wsd export HITS.h5 writes them as CSV or a Raven table; wsd report
     HITS.h5 makes a review page. --uncertain ranks the windows a probe is least sure of, no
     two overlapping in time, leaving out what --exclude says was reviewed.
@@ -86,7 +96,7 @@ def search_cmd(
                      nprobe=nprobe, segments=segments,
                      windows=str(windows) if windows else None,
                      query_windows=str(query_windows) if query_windows else None,
-                     exclude=str(exclude) if exclude else None)
+                     exclude=str(exclude) if exclude else None, rerank=rerank)
     s = run_search(str(embeddings), output, p, [history_entry("search")], force=force,
                    progress=rep)
     rep.note(f"{s['queries']} queries -> {s['hits']} hits ({s['how']}) in {output}")

@@ -94,7 +94,8 @@ def medoids_of(distance: np.ndarray, labels: np.ndarray, chunk: int = 1024) -> n
 def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = None,
                       distance_threshold: float | None = None, window: int | None = None,
                       novelty_k: int | None = 5, memory_limit: int | None = None,
-                      parallel: bool = True, length_norm: str = "none") -> ClusterResult:
+                      parallel: bool = True, length_norm: str = "none",
+                      rerank: str = "none") -> ClusterResult:
     """Agglomerative clustering of all sequences on their full DTW distance matrix.
 
     Parameters
@@ -110,6 +111,8 @@ def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = N
         ``wsd.discovery.dtw.MatrixTooLargeError`` is raised before any DTW is computed.
     length_norm : "none" or "sqrt" (distances divided by sqrt(len_a + len_b), see
         ``wsd.discovery.dtw.dtw_condensed``).
+    rerank : "none", "mp" or "mp+qe": the matrix re-ranked before linkage
+        (:func:`wsd.discovery.rerank.rerank`).
 
     Returns
     -------
@@ -119,20 +122,29 @@ def cluster_sequences(seqs, method: str = "complete", n_clusters: int | None = N
     _check_cut(method, n_clusters, distance_threshold, m)
     check_memory(m, memory_limit)
     condensed = dtw_condensed(seqs, window=window, parallel=parallel, length_norm=length_norm)
-    return cluster_condensed(condensed, method, n_clusters, distance_threshold, novelty_k)
+    return cluster_condensed(condensed, method, n_clusters, distance_threshold, novelty_k,
+                             rerank=rerank)
 
 
 def cluster_condensed(condensed: np.ndarray, method: str = "complete",
                       n_clusters: int | None = None, distance_threshold: float | None = None,
-                      novelty_k: int | None = 5) -> ClusterResult:
+                      novelty_k: int | None = 5, rerank: str = "none") -> ClusterResult:
     """:func:`cluster_sequences` on a condensed distance matrix already computed (scipy's
-    ``pdist`` order; any distance >= 0, e.g. ``wsd cluster --distance fused``)."""
+    ``pdist`` order; any distance >= 0, e.g. ``wsd cluster --distance fused``). With
+    ``rerank`` other than "none" the matrix is re-ranked first
+    (:func:`wsd.discovery.rerank.rerank`) and everything after (linkage, medoids,
+    silhouette, novelty, the returned ``distance``) uses the re-ranked one."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     condensed = np.asarray(condensed, np.float64)
     m = int(round((1 + np.sqrt(1 + 8 * len(condensed))) / 2))
     _check_cut(method, n_clusters, distance_threshold, m)
+    if rerank != "none":
+        from wsd.discovery.rerank import rerank as rerank_matrix
+
+        condensed = squareform(rerank_matrix(squareform(condensed, checks=False), rerank),
+                               checks=False)
     z = linkage(condensed, method=method)
     if n_clusters is not None:
         raw = fcluster(z, t=int(n_clusters), criterion="maxclust")

@@ -141,18 +141,29 @@ def sequence_frames(emb, source_id, start_s, end_s, windows: str | None = None,
 
 
 def fuse(pooled: np.ndarray, frames: np.ndarray, weight: float = FUSE_WEIGHT,
-         pairs: np.ndarray | None = None) -> np.ndarray:
+         pairs: np.ndarray | None = None,
+         scales: tuple[float, float] | None = None) -> np.ndarray:
     """``weight * pooled / sd(pooled) + (1 - weight) * frames / sd(frames)``: two distance
     arrays of the same shape (a condensed or a cross matrix), each divided by its standard
-    deviation over ``pairs`` (a boolean mask; all entries when None), then averaged. Both
-    are >= 0, so the result is too; a distance without spread counts as zero."""
+    deviation over ``pairs`` (a boolean mask; all entries when None), or by ``scales`` (the
+    two deviations, taken elsewhere), then averaged. Both are >= 0, so the result is too; a
+    distance without spread counts as zero."""
     pooled = np.asarray(pooled, np.float64)
     frames = np.asarray(frames, np.float64)
-    sel = np.ones(pooled.shape, bool) if pairs is None else pairs
-    sp, sf = pooled[sel].std(), frames[sel].std()
+    if scales is None:
+        scales = fuse_scales(pooled, frames, pairs)
+    sp, sf = scales
     out = np.zeros(pooled.shape)
     if sp > 0:
         out += weight * pooled / sp
     if sf > 0:
         out += (1 - weight) * frames / sf
     return out
+
+
+def fuse_scales(pooled: np.ndarray, frames: np.ndarray,
+                pairs: np.ndarray | None = None) -> tuple[float, float]:
+    """The standard deviations :func:`fuse` divides by: of each array over ``pairs``."""
+    pooled, frames = np.asarray(pooled, np.float64), np.asarray(frames, np.float64)
+    sel = np.ones(pooled.shape, bool) if pairs is None else pairs
+    return float(pooled[sel].std()), float(frames[sel].std())

@@ -37,6 +37,7 @@ class ClusterParams:
     segments: int = SEGMENTS  # with cosine and fused: parts in time joining the pooling
     windows: str | None = None  # with fused: the windows file (default: embed's record)
     pca: int | None = None
+    rerank: str = "auto"  # auto | none | mp | mp+qe (wsd.discovery.rerank)
     linkage: str = "ward"
     n_clusters: int | None = 10
     threshold: float | None = None
@@ -64,6 +65,14 @@ class ClusterParams:
             raise UsageError("--distance fused needs the full matrix: leave out --sample")
         if self.windows and self.distance != "fused":
             raise UsageError("--windows gives the frames of --distance fused")
+        from wsd.discovery.rerank import RERANKS
+
+        if self.rerank not in RERANKS:
+            raise UsageError(f"--rerank must be {', '.join(RERANKS[:-1])} or {RERANKS[-1]} "
+                             f"(got {self.rerank})")
+        if self.sample and self.rerank not in ("auto", "none"):
+            raise UsageError(f"--rerank {self.rerank} needs the full matrix: leave out "
+                             "--sample (or --rerank none)")
         if not 0 <= self.segments <= MAX_SEGMENTS:
             raise UsageError(f"--segments must be 0 to {MAX_SEGMENTS} (got {self.segments})")
         if self.workers < 1:
@@ -218,6 +227,13 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
 
         with open_file(emb_path, "embeddings") as e:
             frames = sequence_frames(e, seqs.source_id, seqs.start_s, seqs.end_s, windows)
+    from wsd.discovery.rerank import MIN_ITEMS
+
+    rerank = p.rerank
+    if rerank == "auto":
+        rerank = "none" if p.sample and p.sample < m else "mp+qe"
+    if m < MIN_ITEMS:  # no neighbourhood to re-rank by
+        rerank = "none"
     limit = int(p.memory_gb * 1e9) if p.memory_gb else None
     if frames is not None:
         nbytes, secs = cost.estimate_cost(m, np.array([len(f) for f in frames]),
@@ -227,7 +243,8 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
         nbytes, secs = cost.estimate_cost(n_clu, lengths, arrays[0].shape[1], p.window)
         what = "cosine (pooled)" if distance == "cosine" else "DTW"
     progress.note(f"{m} sequences of {seqs.lengths.min()}-{seqs.lengths.max()} windows, "
-                  f"{arrays[0].shape[1]}-d; {what} matrix of {n_clu} sequences: about "
+                  f"{arrays[0].shape[1]}-d; {what} matrix of {n_clu} sequences"
+                  f"{'' if rerank == 'none' else f', re-ranked ({rerank})'}: about "
                   f"{nbytes / 1e6:.0f} MB, {secs:.0f} s (dtaidistance C library"
                   f"{', OpenMP' if dtw.openmp_available() else ', no OpenMP: serial'})")
     kw = {"method": p.linkage, "n_clusters": n_clusters, "distance_threshold": p.threshold,
@@ -235,7 +252,7 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
           "length_norm": length_norm}
     with progress.task("clustering", None, "") as advance:
         if frames is not None:
-            res = _cluster_fused(arrays, frames, kw)
+            res = _cluster_fused(arrays, frames, kw, rerank)
         elif p.sample and p.sample < m:
             spread = p.workers > 1 or bool(p.scheduler)
             assign = (_Distributed(arrays, p.workers, p.scheduler, out.resolve().parent)
@@ -243,7 +260,7 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
             res = sampled.cluster_sampled(arrays, p.sample, seed=p.seed, assign_chunks=assign,
                                           spread=p.workers if not p.scheduler else 8, **kw)
         else:
-            res = agglomerative.cluster_sequences(arrays, **kw)
+            res = agglomerative.cluster_sequences(arrays, rerank=rerank, **kw)
         advance(1)
     seq_labels = S.sequence_labels(labels, seqs) if labels is not None else None
     metrics = None
@@ -251,6 +268,7 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
         metrics = label_metrics(seq_labels, res.labels, res.distance, res.clustered)
     k = int(res.labels.max()) + 1
     params = {**dataclasses.asdict(p), "distance": distance, "windows": windows,
+              "rerank": rerank,
               "embeddings": emb_path,
               "embeddings_id": emb_id}
     _write(out, force, params, spec, hist, sources, seqs, res, seq_labels, metrics)
@@ -258,7 +276,8 @@ def _cluster(emb_path: str, p: ClusterParams, out: Path, history, force, progres
             "metrics": metrics}
 
 
-def _cluster_fused(pooled: list[np.ndarray], frames: list[np.ndarray], kw: dict):
+def _cluster_fused(pooled: list[np.ndarray], frames: list[np.ndarray], kw: dict,
+                   rerank: str = "none"):
     """``--distance fused``: the cosine distance of the pooled unit vectors and the DTW of
     the whitened frames, fused (:func:`wsd.discovery.frames.fuse`), then clustered."""
     from scipy.spatial.distance import squareform
@@ -274,7 +293,8 @@ def _cluster_fused(pooled: list[np.ndarray], frames: list[np.ndarray], kw: dict)
     d_frames = dtw.dtw_condensed(frames, length_norm="sqrt")
     fused = fuse(squareform(cos, checks=False), d_frames)
     return agglomerative.cluster_condensed(fused, kw["method"], kw["n_clusters"],
-                                           kw["distance_threshold"], kw["novelty_k"])
+                                           kw["distance_threshold"], kw["novelty_k"],
+                                           rerank=rerank)
 
 
 def _write(out, force: bool, params: dict, spec, hist, sources, seqs, res, seq_labels,

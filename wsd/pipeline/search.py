@@ -50,6 +50,7 @@ class SearchParams:
     windows: str | None = None  # --match fused: the archive's windows file
     exclude: str | None = None  # --uncertain: a table of time ranges reviewed already
     query_windows: str | None = None  # --match fused: the queries' windows file
+    rerank: str = "auto"  # --per-file: auto (mp+qe) | none | mp | mp+qe
 
     def __post_init__(self):
         given = [x for x in (self.query, self.query_table, self.uncertain) if x]
@@ -75,6 +76,20 @@ class SearchParams:
             raise UsageError("--exclude leaves reviewed windows out of --uncertain")
         if (self.windows or self.query_windows) and self.match != "fused":
             raise UsageError("--windows and --query-windows give the frames of --match fused")
+        from wsd.discovery.rerank import RERANKS
+
+        if self.rerank not in RERANKS:
+            raise UsageError(f"--rerank must be {', '.join(RERANKS[:-1])} or {RERANKS[-1]} "
+                             f"(got {self.rerank})")
+        if self.rerank not in ("auto", "none") and not self.per_file:
+            raise UsageError("--rerank re-ranks whole recordings: give it with --per-file")
+
+    def resolved_rerank(self) -> str:
+        """``--rerank``, auto resolved: mp+qe for whole recordings (measured better on both
+        call-type sets: benchmarks/README.md), none otherwise."""
+        if self.rerank != "auto":
+            return self.rerank
+        return "mp+qe" if self.per_file else "none"
 
     def parts(self, whole: bool) -> int:
         """``--segments``, its default resolved: SEGMENTS for whole recordings (measured
@@ -114,6 +129,7 @@ class Hits:
     start_s: list = field(default_factory=list)
     end_s: list = field(default_factory=list)
     score: list = field(default_factory=list)
+    rerank: str = "none"  # how the scores were re-ranked (--per-file)
 
     def add(self, q: int, sid, a, b, score):
         """The hits of query ``q`` (arrays, best first)."""
@@ -150,7 +166,8 @@ def run_search(archive: str, out, p: SearchParams, history: list[str], *, force:
         h = hits.arrays()
         labels = e.read("label") if e.has("label") else None
         params = {**dataclasses.asdict(p), "embeddings": str(archive),
-                  "embeddings_id": e.file_id, "how": how}
+                  "embeddings_id": e.file_id, "how": how,
+                  "rerank": hits.rerank}
         hist = list(dict.fromkeys(e.history)) + history
         ensure_space(out, len(h["score"]) * 48)
         with atomic_output(out, force) as tmp:
@@ -196,8 +213,9 @@ def _search(e, p: SearchParams, progress: Progress) -> tuple[Hits, Queries, str]
     queries.vectors = [(v - mu) / sd for v in queries.vectors]
     groups = _recordings(e)
     if p.per_file:
-        return _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows), \
-            queries, f"{match} against recordings"
+        hits = _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows)
+        return hits, queries, f"{match} against recordings" + (
+            f", re-ranked ({hits.rerank})" if hits.rerank != "none" else "")
     hits = Hits()
     with progress.task("searching", len(queries) * len(groups), "recordings") as advance:
         for qi, q in enumerate(queries.vectors):
@@ -259,46 +277,99 @@ def _archive_stats(x) -> tuple[np.ndarray, np.ndarray]:
 
 def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) -> Hits:
     """Every query against every archive recording as a whole, in one matrix (``windows``:
-    the archive's and the queries' windows files for fused, None for the recorded ones)."""
+    the archive's and the queries' windows files for fused, None for the recorded ones),
+    re-ranked by the archive's neighbourhoods unless ``--rerank none``."""
     from wsd.discovery import search as S
     from wsd.discovery.dtw import dtw_cross
+    from wsd.discovery.frames import fuse, fuse_scales
 
     x = e.f["embeddings"]
     seqs = [(np.asarray(x[int(r.min()):int(r.max()) + 1], np.float32)[r - r.min()] - mu) / sd
             for _, r in groups]
-    with progress.task("searching", len(queries) * len(groups), "pairs") as advance:
-        if match in ("pooled", "fused"):
-            parts = p.parts(whole=True)
-            w = S.pool_weights(seqs[0].shape[1], parts)
-            pa = S.normalise(np.stack([S.pool(q, parts) for q in queries.vectors]) * w)
-            pb = S.normalise(np.stack([S.pool(s, parts) for s in seqs]) * w)
-            score = pa @ pb.T
-        if match == "fused":
-            from wsd.discovery.frames import fuse, sequence_frames
-
-            from wsd.io.store import open_file
-
-            sids = np.array([g for g, _ in groups])
-            st_, en_ = e.read("start_s"), e.read("end_s")
-            frames = sequence_frames(e, sids, [st_[r].min() for _, r in groups],
-                                     [en_[r].max() for _, r in groups], windows[0])
-            with open_file(p.query, "embeddings") as f:
-                qframes = sequence_frames(f, np.unique(f.read("source_id")), queries.start_s,
-                                          queries.end_s, windows[1])
-            d = dtw_cross(qframes, frames, length_norm="sqrt")
-            score = -fuse(np.clip(1.0 - score, 0.0, None), d)
-        elif match == "dtw":
-            score = -dtw_cross(queries.vectors, seqs, length_norm="sqrt")
-        advance(len(queries) * len(groups))
     st, en = e.read("start_s"), e.read("end_s")
     sid = np.array([g for g, _ in groups])
     a = np.array([st[r].min() for _, r in groups])
     b = np.array([en[r].max() for _, r in groups])
-    hits = Hits()
+    n = len(groups)
+    from wsd.discovery.rerank import MIN_ITEMS
+
+    rerank = p.resolved_rerank() if n >= MIN_ITEMS else "none"
+    sample = _stats_sample(n) if rerank != "none" else np.zeros(0, np.int64)
+    pa = pb = frames = qframes = None
+    if match in ("pooled", "fused"):
+        parts = p.parts(whole=True)
+        w = S.pool_weights(seqs[0].shape[1], parts)
+        pa = S.normalise(np.stack([S.pool(q, parts) for q in queries.vectors]) * w)
+        pb = S.normalise(np.stack([S.pool(s_, parts) for s_ in seqs]) * w)
+    if match == "fused":
+        from wsd.discovery.frames import sequence_frames
+        from wsd.io.store import open_file
+
+        frames = sequence_frames(e, sid, a, b, windows[0])
+        with open_file(p.query, "embeddings") as f:
+            qframes = sequence_frames(f, np.unique(f.read("source_id")), queries.start_s,
+                                      queries.end_s, windows[1])
+
+    def parts_of(left_vectors, left_pooled, left_frames):
+        """Raw distances of some sequences to the whole archive, as (pooled cosine, frame
+        DTW) for fused, else one matrix."""
+        if match == "pooled":
+            return np.clip(1.0 - left_pooled @ pb.T, 0.0, None), None
+        if match == "dtw":
+            return dtw_cross(left_vectors, seqs, length_norm="sqrt"), None
+        return (np.clip(1.0 - left_pooled @ pb.T, 0.0, None),
+                dtw_cross(left_frames, frames, length_norm="sqrt"))
+
+    def pick(idx):
+        idx = list(idx)
+        return ([seqs[i] for i in idx], None if pb is None else pb[idx],
+                None if frames is None else [frames[i] for i in idx])
+
+    total = (len(queries) + len(sample)) * n
+    with progress.task("searching", total, "pairs") as advance:
+        q_cos, q_dtw = parts_of(queries.vectors, pa, qframes)
+        advance(len(queries) * n)
+        if rerank == "none":  # the scores as before re-ranking: cosine, -DTW, -fused
+            score = (-fuse(q_cos, q_dtw) if match == "fused" else
+                     pa @ pb.T if match == "pooled" else -q_cos)
+        else:
+            from wsd.discovery.rerank import rerank_cross, row_stats
+
+            a_cos, a_dtw = parts_of(*pick(sample))
+            advance(len(sample) * n)
+            self_pairs = sample[:, None] == np.arange(n)[None, :]
+            scales = fuse_scales(a_cos, a_dtw, ~self_pairs) if match == "fused" else None
+            one = ((lambda c, d_: fuse(c, d_, scales=scales)) if match == "fused"
+                   else (lambda c, d_: c))
+            d_arch = one(a_cos, a_dtw)  # (sample, n): each archive recording's column
+            mu_a, sd_a = row_stats(d_arch.T, ~self_pairs.T)
+            in_sample = {int(j): k for k, j in enumerate(sample)}
+
+            def row(j):
+                if j in in_sample:
+                    return d_arch[in_sample[j]]
+                return one(*parts_of(*pick([j])))[0]
+
+            paths = e.sources["path"]
+            same = np.array([[queries.path[qi] == str(paths[sid[j]])
+                              and queries.start_s[qi] < b[j] and a[j] < queries.end_s[qi]
+                              for j in range(n)] for qi in range(len(queries))], bool)
+            score = -rerank_cross(one(q_cos, q_dtw), mu_a, sd_a, rerank, row, same)
+    hits = Hits(rerank=rerank)
     for qi in range(len(queries)):
         top = np.argsort(-score[qi], kind="stable")[:p.k]
         hits.add(qi, sid[top], a[top], b[top], score[qi][top].astype(np.float32))
     return hits
+
+
+def _stats_sample(n: int) -> np.ndarray:
+    """Archive recordings whose distances give each archive recording's mean and spread for
+    the re-ranking: all of them up to STATS_SAMPLE, else a sample (seed 0), ascending."""
+    from wsd.discovery.rerank import STATS_SAMPLE
+
+    if n <= STATS_SAMPLE:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(np.random.default_rng(0).choice(n, STATS_SAMPLE, replace=False))
 
 
 def _recordings(e) -> list[tuple[int, np.ndarray]]:

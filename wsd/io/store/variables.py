@@ -135,18 +135,20 @@ SCHEMA: dict[str, dict[str, Var]] = {
                          coordinates=ROW),
         "seq_stop": Var(("sequence",), "one past the last window (row of the embeddings file)",
                         coordinates=ROW),
-        "medoid_distance": Var(("sequence",), "DTW distance to the cluster medoid", "1",
+        "medoid_distance": Var(("sequence",), "distance to the cluster medoid (as clustered: "
+                               "the distance and rerank params)", "1",
                                coordinates=ROW),
         "in_sample": Var(("sequence",), "sequence was clustered (not assigned to a medoid)",
                          coordinates=ROW),
-        "novelty": Var(("sequence",), "mean DTW distance to the nearest clustered sequences",
-                       "1", coordinates=ROW),
+        "novelty": Var(("sequence",), "mean distance (as clustered) to the nearest clustered "
+                       "sequences", "1", coordinates=ROW),
         "label": Var(("sequence",), "label of the sequence", coordinates=ROW),
         "medoids": Var(("cluster_id",), "medoid of the cluster (index along sequence)"),
         "linkage": Var(("merge", "linkage_column"), "scipy linkage matrix"),
         "linkage_index": Var(("clustered",), "sequence of each matrix row (index along "
                              "sequence)"),
-        "distance": Var(("clustered", "clustered_2"), "DTW distance matrix", "1"),
+        "distance": Var(("clustered", "clustered_2"), "distance matrix as clustered (the "
+                        "distance and rerank params)", "1"),
     },
     "model": {
         **SOURCES,

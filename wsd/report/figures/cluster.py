@@ -50,9 +50,15 @@ DISTANCE_NAMES = {"dtw": "DTW distance", "cosine": "chord distance of pooled emb
                   "fused": "fused distance (pooled + frame DTW)"}
 
 
-def distance_name(distance: str | None) -> str:
-    """The axis name of a clusters file's distances (``distance``: its param)."""
-    return DISTANCE_NAMES.get(distance or "dtw", "distance")
+RERANK_NAMES = {"mp": "mutual proximity of the ", "mp+qe": "mutual proximity (expanded) of the "}
+
+
+def distance_name(distance: str | None, rerank: str | None = None) -> str:
+    """The axis name of a clusters file's distances (``distance``, ``rerank``: its params;
+    files written before ``--rerank`` have none)."""
+    name = DISTANCE_NAMES.get(distance or "dtw", "distance")
+    prefix = RERANK_NAMES.get(rerank or "none")
+    return prefix + name if prefix else name
 
 
 def dendrogram(linkage: np.ndarray, leaf_clusters: np.ndarray, max_leaves: int = 60,

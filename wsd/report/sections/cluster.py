@@ -88,7 +88,7 @@ def clusters_section(ctx: Ctx, cl: Item) -> tuple[Section, dict]:
     m = len(sq.cluster)
     k = int(sq.cluster.max()) + 1 if m else 0
     novelty = np.asarray(f.read("novelty"), np.float64) if f.has("novelty") else None
-    what = FC.distance_name(f.params.get("distance"))
+    what = FC.distance_name(f.params.get("distance"), f.params.get("rerank"))
     sizes = np.bincount(sq.cluster, minlength=k)
     sil = cl.attr("silhouette")
     metrics: dict = {"kind": "clusters", "n_sequences": m, "n_clusters": k,
