@@ -111,14 +111,18 @@ SWEEP = {
     "--floor-span-s": ["10", "60"],
     "--min-active-frac": ["0.1", "0.25", "0.5"],
     "band": ["500-12000", "1000-12000", "500-8000"],
+    "--no-band-spread": [None],
+    "--min-spread-db": ["1", "6"],
 }
 
 
 #: Settings always scored on both sets beside the sweep's choice: with windows merged (the
 #: previous default events), the two flags that won alone on both sets and both front ends
 #: then (whole windows mostly active, the floor at the median frame level), with --on-db 14
-#: (found by hand on the first run of this script); with frame events, the floor and on-db.
-CANDIDATES = [{"--events": "merge", "--min-active-frac": "0.5", "--floor-percentile": "50"},
+#: (found by hand on the first run of this script); with frame events, the floor and on-db;
+#: and the default without --band-spread (the default before stop 28).
+CANDIDATES = [{"--no-band-spread": None},
+              {"--events": "merge", "--min-active-frac": "0.5", "--floor-percentile": "50"},
               {"--events": "merge", "--min-active-frac": "0.5", "--floor-percentile": "50",
                "--on-db": "14"},
               {"--floor-percentile": "50"}, {"--floor-percentile": "50", "--on-db": "14"}]
@@ -336,6 +340,8 @@ def _flags(setting: dict) -> list[str]:
         if k == "band":
             lo, hi = v.split("-")
             out += ["--fmin", lo, "--fmax", hi]
+        elif v is None:  # a switch
+            out.append(k)
         else:
             out += [k, v]
     if "--on-db" in setting and "--click-db" not in setting:  # detect needs click >= on
@@ -344,7 +350,7 @@ def _flags(setting: dict) -> list[str]:
 
 
 def _name(setting: dict) -> str:
-    return " ".join(f"{k} {v}" for k, v in setting.items()) or "defaults"
+    return " ".join(k if v is None else f"{k} {v}" for k, v in setting.items()) or "defaults"
 
 
 def _matches(det: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

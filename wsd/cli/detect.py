@@ -95,6 +95,20 @@ def detect_cmd(
     floor_span_s: float = typer.Option(30.0, "--floor-span-s", help="Silence: the per-"
                                        "frequency floor follows the noise over this many "
                                        "seconds either side."),
+    band_spread: bool = typer.Option(True, "--band-spread/--no-band-spread", help="Silence: "
+                                     "divide each frequency's rise above its floor by how "
+                                     "much that frequency's noise swings in the recording "
+                                     "(the spread of its 10th to 90th percentile, at least "
+                                     "--min-spread-db), relative to a typical frequency's: fluctuating "
+                                     "bands (surf, flow, a codec's top band, an engine) must "
+                                     "rise further than steady ones (measured: "
+                                     "benchmarks/README.md). A sound filling one narrow band "
+                                     "for over a tenth of the recording is scaled down with "
+                                     "it (at most 3x): --no-band-spread there."),
+    min_spread_db: float = typer.Option(3.0, "--min-spread-db", help="Silence: with "
+                                        "--band-spread, the smallest spread a frequency is "
+                                        "divided by (a band empty in the recording is not "
+                                        "amplified without bound)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model: windows per batch."),
     device: str = DEVICE,
     amp: Optional[bool] = AMP,
@@ -106,8 +120,9 @@ def detect_cmd(
 ):
     """Score every window, decide, and merge detections into events.
 
-    --silence: per recording, a frame's level is the mean dB of its loudest bins in the band;
-    the noise floor is a low percentile of the levels; frames rise into activity at --on-db
+    --silence: per recording, a frame's level is the mean dB of its loudest bins in the band,
+    each bin's rise above its own floor scaled by how steady that bin's noise is; the noise
+    floor is a low percentile of the levels; frames rise into activity at --on-db
     above the floor and fall back below --off-db (hysteresis); short runs are dropped unless
     they peak above --click-db (clicks count as activity). A window is active, not silence,
     when enough of its frames are. The score is the window's loudest frame in dB above the
@@ -126,7 +141,8 @@ def detect_cmd(
                        floor_percentile=floor_percentile, on_db=on_db, off_db=off_db,
                        min_run_frames=min_run_frames, click_db=click_db,
                        min_active_frac=min_active_frac, whiten=whiten,
-                       floor_span_s=floor_span_s) if silence else None
+                       floor_span_s=floor_span_s, band_spread=band_spread,
+                       min_spread_db=min_spread_db) if silence else None
     p = DetectParams(silence=sp, model=str(model) if model is not None else None,
                      threshold=threshold, min_gap=min_gap, min_duration=min_duration,
                      positive=positive, batch_size=batch_size, device=device, amp=amp,

@@ -3,7 +3,9 @@
 Silence detector
 ----------------
 Per frame, a *level*: the mean dB of the loudest ``top_frac`` of the bins in ``fmin..fmax``
-(3 of 256 bins by default). A whistle a few bins wide raises it as much as a broadband sound of
+(3 of 256 bins by default), each bin taken as its excess over its own noise floor
+(``whiten``) times a per-recording factor that evens out how much each bin's noise swings
+(``band_spread``, :func:`band_scale`). A whistle a few bins wide raises it as much as a broadband sound of
 the same level, where a mean over the whole band would dilute it (3 bins of 256).
 Per recording (``source_id``), a *noise floor*: the ``floor_percentile`` of its frame levels.
 A frame becomes active when its level rises ``on_db`` above the floor and stays active until
@@ -65,6 +67,12 @@ class SilenceParams:
     floor_span_s : the per-bin floor of a window is the lowest of its neighbours' (within
         this many seconds either side, same recording) per-bin 20th percentiles over frames:
         it follows slow changes of the noise along a long recording.
+    band_spread : divide each bin's excess over its floor by that bin's spread in the
+        recording (:func:`band_scale`), so a band whose noise fluctuates (surf, flow noise,
+        a codec switching its top band on and off, a modulated engine) must rise further
+        than a steady one; levels stay in dB of a typical bin.
+    min_spread_db : the smallest spread a bin is divided by: a band that is empty in the
+        recording (above a recorder's bandwidth) is not amplified without bound.
     """
 
     fmin: float = 0.0
@@ -78,6 +86,8 @@ class SilenceParams:
     min_active_frac: float = 0.03
     whiten: bool = True
     floor_span_s: float = 30.0
+    band_spread: bool = True
+    min_spread_db: float = 3.0
 
     def __post_init__(self):
         problems = []
@@ -97,6 +107,8 @@ class SilenceParams:
             problems.append(f"min_run_frames must be an integer >= 1, got {self.min_run_frames}")
         if not (math.isfinite(self.click_db) and self.click_db >= self.on_db):
             problems.append(f"click_db must be >= on_db={self.on_db} dB, got {self.click_db}")
+        if not (math.isfinite(self.min_spread_db) and self.min_spread_db > 0):
+            problems.append(f"min_spread_db must be > 0 dB, got {self.min_spread_db}")
         if not (math.isfinite(self.floor_span_s) and self.floor_span_s >= 0):
             problems.append(f"floor_span_s must be >= 0 s, got {self.floor_span_s}")
         if not 0 <= self.min_active_frac <= 1:
@@ -159,10 +171,106 @@ def bin_floor(wfloor: np.ndarray, source_id: np.ndarray, start_s: np.ndarray,
     return out
 
 
+#: Percentiles whose difference is a bin's spread (:func:`band_scale`).
+SPREAD_PERCENTILES = (10.0, 90.0)
+#: Windows of a recording (evenly spaced) and frames of each (every 4th) that the spread is
+#: taken over: bounded memory on recordings of any length.
+SPREAD_WINDOWS = 1024
+SPREAD_FRAME_STEP = 4
+#: The most a bin is scaled down (:func:`band_scale`). A sound that fills one narrow band
+#: for more than about a tenth of a recording (a steady tonal call, repeated) widens that
+#: band's spread itself and is scaled down with it, up to this factor: for such recordings,
+#: ``--no-band-spread`` (tested both ways). On the scenes any factor from 3 up scored the same.
+MAX_ATTENUATION = 3.0
+
+
+def _tiling(start: np.ndarray, length: float | None) -> np.ndarray:
+    """Positions (into ``start``, ascending times) of windows that tile a recording without
+    overlapping: the first, then each next one starting at least a window ``length`` (s)
+    after the last chosen (without it, the smallest step between starts is taken as one
+    window, as :func:`decide` does). Overlapping windows cut from the same audio as
+    contiguous ones thus give the same frames."""
+    if start.size == 1:
+        return np.zeros(1, np.int64)
+    if length is None:
+        steps = np.diff(start)
+        positive = steps[steps > 0]
+        length = float(positive.min()) if positive.size else 1.0
+    out, i = [], 0
+    eps = 1e-6 * length
+    while i < start.size:
+        out.append(i)
+        i = int(np.searchsorted(start, start[i] + length - eps, side="left"))
+    return np.asarray(out, np.int64)
+
+
+def band_scale(windows_db: np.ndarray, freqs: np.ndarray, floor: np.ndarray | None,
+               source_id: np.ndarray, start_s: np.ndarray, params: SilenceParams,
+               hop_s: float | np.ndarray | None = None) -> np.ndarray:
+    """Per window and bin ``(n, bins)`` float32, the factor :func:`frame_energy` multiplies a
+    bin's excess over its floor by (``params.band_spread``): ``ref / max(spread_b,
+    min_spread_db)``, where ``spread_b`` is the difference of the 90th and 10th percentiles
+    of bin b's excess over its floor (``floor``; raw dB when None) in the window's recording,
+    and ``ref`` the median ``spread_b`` over the band's bins (``fmin..fmax``); at least
+    ``1 / MAX_ATTENUATION``. A bin whose noise swings widely is scaled down, a steady one
+    up, and a typical one stays in dB.
+
+    The spread is taken over up to :data:`SPREAD_WINDOWS` evenly spaced windows of each
+    recording that do not overlap (:func:`_tiling`; ``hop_s``: the frame hop, as for
+    :func:`decide`), every :data:`SPREAD_FRAME_STEP`-th frame (read a chunk at a time).
+    """
+    n, frames, bins = windows_db.shape
+    source_id = np.asarray(source_id)
+    start_s = np.asarray(start_s, np.float64)
+    picked = np.zeros(n, bool)
+    groups = list(_recording_groups(source_id, start_s))
+    hop = None if hop_s is None else np.broadcast_to(np.asarray(hop_s, np.float64), (n,))
+    for _, idx in groups:
+        tiles = _tiling(start_s[idx], None if hop is None else frames * float(hop[idx[0]]))
+        take = np.unique(np.linspace(0, len(tiles) - 1, min(len(tiles), SPREAD_WINDOWS))
+                         .round().astype(np.int64))
+        picked[idx[tiles[take]]] = True
+    values: dict[int, list] = {}
+    for lo in range(0, n, _CHUNK_WINDOWS):
+        sel = np.flatnonzero(picked[lo:lo + _CHUNK_WINDOWS])
+        if not sel.size:
+            continue
+        x = np.asarray(windows_db[lo:lo + _CHUNK_WINDOWS], np.float32)[sel][:, ::SPREAD_FRAME_STEP]
+        if floor is not None:
+            x = x - np.asarray(floor[lo + sel], np.float32)[:, None, :]
+        for rec in np.unique(source_id[lo + sel]):
+            values.setdefault(int(rec), []).append(
+                x[source_id[lo + sel] == rec].reshape(-1, bins))
+    band = _band(np.asarray(freqs, np.float64), params)
+    out = np.ones((n, bins), np.float32)
+    for rec, idx in groups:
+        v = np.concatenate(values[int(rec)])
+        lo_p, hi_p = np.percentile(v, SPREAD_PERCENTILES, axis=0)
+        spread = hi_p - lo_p
+        ref = float(np.median(spread[band]))
+        factor = max(ref, params.min_spread_db) / np.maximum(spread, params.min_spread_db)
+        out[idx] = np.maximum(factor, 1.0 / MAX_ATTENUATION).astype(np.float32)
+    return out
+
+
+def _band(freqs: np.ndarray, params: SilenceParams) -> np.ndarray:
+    """Indices of the bins in ``fmin..fmax``; refuses an empty band."""
+    fmax = np.inf if params.fmax is None else params.fmax
+    band = np.flatnonzero((freqs >= params.fmin) & (freqs <= fmax))
+    if band.size == 0:
+        raise UsageError(
+            f"no frequency bin lies in {params.fmin:g}..{fmax:g} Hz "
+            f"(bins span {freqs[0]:g}..{freqs[-1]:g} Hz)"
+        )
+    return band
+
+
 def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParams,
-                 floor: np.ndarray | None = None) -> np.ndarray:
+                 floor: np.ndarray | None = None, scale: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Per-frame level: mean dB of the loudest ``params.top_frac`` of the band's bins (of the
-    excess over ``floor`` ``(n, bins)`` when given, see :func:`bin_floor`).
+    excess over ``floor`` ``(n, bins)`` when given, see :func:`bin_floor`; each bin times
+    ``scale`` ``(n, bins)`` when given, see :func:`band_scale`).
 
     Parameters
     ----------
@@ -184,13 +292,7 @@ def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParam
         raise BadInputError(
             f"freqs has shape {freqs.shape} but windows have {windows_db.shape[2]} bins"
         )
-    fmax = np.inf if params.fmax is None else params.fmax
-    band = np.flatnonzero((freqs >= params.fmin) & (freqs <= fmax))
-    if band.size == 0:
-        raise UsageError(
-            f"no frequency bin lies in {params.fmin:g}..{fmax:g} Hz "
-            f"(bins span {freqs[0]:g}..{freqs[-1]:g} Hz)"
-        )
+    band = _band(freqs, params)
     nb = band.size
     k = max(1, math.ceil(params.top_frac * nb - 1e-9))
     sel = slice(band[0], band[-1] + 1) if band[-1] - band[0] + 1 == nb else band
@@ -199,6 +301,8 @@ def frame_energy(windows_db: np.ndarray, freqs: np.ndarray, params: SilenceParam
         x = np.asarray(windows_db[lo : lo + _CHUNK_WINDOWS, :, sel], dtype=np.float32)
         if floor is not None:
             x = x - np.asarray(floor[lo : lo + _CHUNK_WINDOWS, sel], np.float32)[:, None, :]
+        if scale is not None:
+            x = x * np.asarray(scale[lo : lo + _CHUNK_WINDOWS, sel], np.float32)[:, None, :]
         top = np.partition(x, nb - k, axis=-1)[..., nb - k :] if k < nb else x
         out[lo : lo + _CHUNK_WINDOWS] = top.mean(axis=-1)
     if not np.all(np.isfinite(out)):
@@ -389,10 +493,13 @@ def detect_silence(
     hop_s: float | np.ndarray | None = None,
     keep_level: bool = False,
 ) -> SilenceDecision:
-    """(:func:`bin_floor` when ``params.whiten``), :func:`frame_energy` then :func:`decide`;
+    """(:func:`bin_floor` when ``params.whiten``, :func:`band_scale` when
+    ``params.band_spread``), :func:`frame_energy` then :func:`decide`;
     shapes as there (windows ``(n, frames, bins)``)."""
-    floor = None
+    floor = scale = None
     if params.whiten:
         floor = bin_floor(window_floor(windows_db), source_id, start_s, params.floor_span_s)
-    energy = frame_energy(windows_db, freqs, params, floor)
+    if params.band_spread:
+        scale = band_scale(windows_db, freqs, floor, source_id, start_s, params, hop_s)
+    energy = frame_energy(windows_db, freqs, params, floor, scale)
     return decide(energy, source_id, start_s, params, hop_s=hop_s, keep_level=keep_level)

@@ -170,7 +170,8 @@ def silence_rows(f, sel: slice, params: SilenceParams, runs: bool = False) -> di
     spec = f.spectrogram
     unit = level_units_per_db(spec)
     scaled = dataclasses.replace(params, on_db=params.on_db * unit,
-                                 off_db=params.off_db * unit, click_db=params.click_db * unit)
+                                 off_db=params.off_db * unit, click_db=params.click_db * unit,
+                                 min_spread_db=params.min_spread_db * unit)
     sid = f.read("source_id", sel)
     mean = std = None
     if f.has("whiten_stats"):  # --whiten standardised each recording: levels back first
