@@ -2,6 +2,7 @@
 whale calls in 5-minute scenes built from real pieces, and which of its own flags do best.
 
     .venv/bin/python benchmarks/silence_scenes.py [--workdir DIR] [--scenes 4] [--quick]
+        [--few-labels]
 
 There is no labelled 5-minute hydrophone recording of killer whale calls in
 ``../shared/data/real``, so scenes are assembled from real pieces (written to ``--workdir``, a
@@ -58,6 +59,10 @@ best of those; the defaults, the best setting, CANDIDATES and the best one-flag 
 then run on ``check`` too.
 Prints per-set tables (pooled F1, precision, recall, false positives per hour, AP, and
 mean +- sd of F1 over scenes), recall by SNR, an error breakdown, and the total time.
+
+``--few-labels`` adds a few-label detector across sites (:func:`few_labels`): the default
+encoder trained on tune's windows without labels, a linear probe on tune's calls, ``wsd
+detect`` on check with its defaults and with windows merged.
 
 Skips with a message when ``../shared/data/real`` is absent (or set ``WSD_REAL_DATA``).
 """
@@ -466,6 +471,9 @@ def main() -> None:
                     help="per-call SNR range (dB, in 500 Hz-12 kHz)")
     ap.add_argument("--quick", action="store_true",
                     help="defaults and the one-flag sweep's best only, default front end")
+    ap.add_argument("--few-labels", action="store_true",
+                    help="also: the default encoder trained on tune (no labels), a probe on "
+                         "tune's calls, detect on check (defaults, and merged windows)")
     args = ap.parse_args()
     if not (REAL / "index.csv").exists():
         print(f"skipped: {REAL} is absent (the real recordings; set WSD_REAL_DATA)")
@@ -565,6 +573,40 @@ def _run(args, work: Path, t0: float) -> None:
                               f"{_err_line(r)}")
         lines += [""] + detail
     print("\n".join(lines))
+    if args.few_labels:
+        print("\n".join(few_labels(wins, sets, work)))
+
+
+def few_labels(wins: dict, sets: dict, work: Path) -> list[str]:
+    """A few-label detector across sites: ``wsd train`` (the default encoder, no labels) on
+    tune's windows, ``wsd embed`` both sets (a row a window), ``wsd train --arch linear`` on
+    tune's calls (``--labels`` the truth table, ``--label-cover 0.7``), ``wsd detect`` check
+    with its defaults (the recipe, on these 5-minute scenes) and with windows merged
+    (``--events merge --calibrate none``, the defaults before stop 28)."""
+    enc, clf = work / "fl-enc.h5", work / "fl-probe.h5"
+    etr, eva = work / "fl-tune.h5", work / "fl-check.h5"
+    t = time.perf_counter()
+    wsd("train", wins["tune", "default"], "-o", enc, "--seed", "0", "--force", "-q")
+    wsd("embed", wins["tune", "default"], "--model", enc, "--rows", "windows", "-o", etr,
+        "--force", "-q")
+    wsd("embed", wins["check", "default"], "--model", enc, "--rows", "windows", "-o", eva,
+        "--force", "-q")
+    wsd("train", etr, "--arch", "linear", "--positive", "call", "--labels", sets["tune"][1],
+        "--label-cover", "0.7", "-o", clf, "--force", "-q")
+    truth = sets["check"][2]
+    lines = ["", "### few labels: a probe trained on tune's calls, detect on check", "",
+             HEAD]
+    for name, flags in (("detect defaults (the recipe)", []),
+                        ("--events merge --calibrate none", ["--events", "merge",
+                                                             "--calibrate", "none"]),
+                        ("--events merge --calibrate none --min-gap 0.3",
+                         ["--events", "merge", "--calibrate", "none", "--min-gap", "0.3"])):
+        det = work / "fl-det.h5"
+        wsd("detect", eva, "--model", clf, *flags, "--truth", sets["check"][1], "-o", det,
+            "--force", "-q")
+        lines.append(_row(name, score(det, truth)))
+    lines.append(f"\n(seed 0; {time.perf_counter() - t:.0f} s)")
+    return lines
 
 
 if __name__ == "__main__":

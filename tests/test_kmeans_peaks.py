@@ -14,6 +14,7 @@ import soundfile as sf
 
 from wsd.errors import UsageError
 from wsd.dsp.events import events_from_peaks, recording_z
+from wsd.dsp.silence import SilenceParams
 from wsd.io.labels import UNSURE, assign
 from wsd.io.store import open_file
 
@@ -229,6 +230,43 @@ def test_kmeans_probe_peaks_find_calls_across_noise(calls, tmp_path, wsd, encode
         assert f.attrs("/")["calibrate"] == "peaks"
         assert f.attrs("/")["threshold"] == pytest.approx(thr_peaks)
         assert json.loads(f.attrs("/")["metrics_json"])["events"]["f1"] >= 0.8
+    # the probe records its labelled events' median length for --events peaks; with the
+    # defaults, 30-s recordings count as clips: no calibration, windows merged
+    assert saved["params"]["event_length_s"] == pytest.approx(0.8)
+    r = wsd("detect", emb, "--model", clf, "-o", det, "--force")
+    assert r.code == 0, r.err
+    with open_file(det) as f:
+        assert f.attrs("/")["calibrate"] == "none" and f.attrs("/")["events"] == "merge"
+        assert f.attrs("/")["threshold"] == pytest.approx(saved["params"]["threshold"])
+
+
+def test_model_defaults_choose_the_recipe_for_long_recordings():
+    """detect --calibrate auto / --events auto / --smooth / --event-length for a model:
+    the recipe (peaks, peaks, 2, the probe's event length) on long recordings when nothing
+    asks otherwise and the probe has a peaks threshold; otherwise none and merged windows."""
+    from wsd.pipeline.detect import DetectParams, model_defaults
+
+    probe = {"threshold": 0.5, "threshold_peaks": 2.4, "event_length_s": 0.9}
+    base = DetectParams(model="p.h5")
+    heard = []
+    r = model_defaults(base, [900.0, 900.0, 30.0], probe, heard.append)
+    assert (r.calibrate, r.events, r.smooth, r.event_length) == ("peaks", "peaks", 2, 0.9)
+    assert r.how_events == "peaks" and not heard
+    for durations, params, why in (([30.0, 45.0], probe, "clips"),
+                                   ([900.0], {"threshold": 0.5}, "no peaks threshold")):
+        r = model_defaults(base, durations, params, heard.append)
+        assert (r.calibrate, r.events, r.smooth) == ("none", "merge", 0), why
+    assert len(heard) == 1 and "no threshold on the peaks scale" in heard[0]
+    for asked in ({"threshold": 0.7}, {"min_gap": 0.3}, {"min_duration": 1.0},
+                  {"events": "merge"}, {"calibrate": "recording"}):
+        r = model_defaults(DetectParams(model="p.h5", **asked), [900.0], probe)
+        assert r.calibrate == asked.get("calibrate", "none"), asked
+        assert r.events == asked.get("events", "merge") and r.smooth == 0, asked
+    r = model_defaults(DetectParams(model="p.h5", events="peaks", smooth=1, event_length=2.0),
+                       [900.0], probe)
+    assert (r.calibrate, r.events, r.smooth, r.event_length) == ("none", "peaks", 1, 2.0)
+    silence = DetectParams(silence=SilenceParams())
+    assert model_defaults(silence, [900.0], probe) is silence
 
 
 def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
@@ -237,7 +275,7 @@ def test_detect_refuses_what_calibration_cannot_do(calls, tmp_path, wsd):
     r = wsd("detect", win, "--silence", "--calibrate", "recording", "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--calibrate applies to a trained detector" in r.err
     r = wsd("detect", win, "--silence", "--calibrate", "median", "-o", tmp_path / "d.h5")
-    assert r.code == 2 and "--calibrate must be none, recording or peaks" in r.err
+    assert r.code == 2 and "--calibrate must be auto, none, recording or peaks" in r.err
     r = wsd("detect", win, "--silence", "--events", "sideways", "-o", tmp_path / "d.h5")
     assert r.code == 2 and "--events must be auto, merge, peaks or frames" in r.err
     r = wsd("detect", win, "--silence", "--events", "peaks", "--event-length", "0",

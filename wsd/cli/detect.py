@@ -28,7 +28,7 @@ def detect_cmd(
                                                  "frame events (--silence), measured: most "
                                                  "shorter runs in real recordings are noise "
                                                  "transients; else 0]."),
-    calibrate: str = typer.Option("none", "--calibrate", help="none | recording | peaks: "
+    calibrate: str = typer.Option("auto", "--calibrate", help="auto | none | recording | peaks: "
                                   "the model's log-odds scaled per recording, so one "
                                   "threshold holds across recordings of different noise. "
                                   "recording: robust z ((x - median) / (1.4826 MAD) of all "
@@ -36,7 +36,13 @@ def detect_cmd(
                                   "the trace's local maxima (averaged over 5 windows): the "
                                   "background peaks a detection must clear. The threshold is "
                                   "then in those units [default threshold: the probe's, set "
-                                  "on cross-validation for each scale]."),
+                                  "on cross-validation for each scale]. auto: for a model on "
+                                  "long recordings (median over 60 s) the recipe: peaks "
+                                  "here, --events peaks and --smooth 2 (measured best on "
+                                  "up-calls and killer whale calls: benchmarks/README.md), "
+                                  "unless --threshold, --min-gap, --min-duration, --events "
+                                  "are given or the model records no peaks threshold; else "
+                                  "none."),
     events: str = typer.Option("auto", "--events", help="merge: detected windows closer "
                                "than --min-gap join into one event; peaks: one event of "
                                "--event-length around each peak of the score above the "
@@ -44,15 +50,19 @@ def detect_cmd(
                                "--silence): each run of active frames is an event, as long "
                                "as the sound rather than whole windows, runs closer than "
                                "--min-gap joined; auto: frames for --silence (merge with "
-                               "--threshold), merge for a model."),
+                               "--threshold); for a model peaks with the recipe of "
+                               "--calibrate auto, else merge."),
     event_length: Optional[float] = typer.Option(None, "--event-length", help="Peaks: an "
-                                                 "event's length (s) [default: a window's]."),
+                                                 "event's length (s) [default: the median "
+                                                 "length of the events the probe was "
+                                                 "trained on (--labels), else a window's]."),
     min_separation: Optional[float] = typer.Option(None, "--min-separation", help="Peaks: "
                                                    "seconds between two peaks at least "
                                                    "[default: the event length, so events "
                                                    "never overlap]."),
-    smooth: int = typer.Option(0, "--smooth", help="Peaks: average the scores over 2 N + 1 "
-                               "windows first."),
+    smooth: Optional[int] = typer.Option(None, "--smooth", help="Peaks: average the scores "
+                                         "over 2 N + 1 windows first [default: 2 in the "
+                                         "recipe of --calibrate auto, else 0]."),
     clip_score: str = typer.Option("auto", "--clip-score", help="A recording's (a clip's) "
                                    "score, for the per-recording metrics and the page: its "
                                    "windows' max, mean, median, or top (the mean of their "

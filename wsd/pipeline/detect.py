@@ -48,12 +48,13 @@ class DetectParams:
     workers: int = 1
     scheduler: str | None = None
     truth: str | None = None  # a table of reference events: event-level scores
-    calibrate: str = "none"  # none | recording | peaks: the log-odds scaled per recording
+    calibrate: str = "auto"  # auto | none | recording | peaks: log-odds scaled per recording
     events: str = "auto"  # auto | merge | peaks | frames
     event_length: float | None = None  # peaks: seconds (None: the window's length)
     min_separation: float | None = None  # peaks: seconds between two peaks (None: the
     # event length, so that events never overlap)
-    smooth: int = 0  # peaks: moving average over 2 smooth + 1 windows
+    smooth: int | None = None  # peaks: moving average over 2 smooth + 1 windows (None:
+    # SMOOTH_PEAKS with a model's peaks events resolved by auto, else 0)
     clip_score: str = "auto"  # a recording's score from its windows' (metrics, report)
 
     def __post_init__(self):
@@ -69,10 +70,10 @@ class DetectParams:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0 seconds (got {v})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.calibrate not in ("none", *CALIBRATIONS):
-            raise UsageError(f"--calibrate must be none, {' or '.join(CALIBRATIONS)} (got "
-                             f"{self.calibrate})")
-        if self.calibrate != "none" and self.silence is not None:
+        if self.calibrate not in ("auto", "none", *CALIBRATIONS):
+            raise UsageError(f"--calibrate must be auto, none, {' or '.join(CALIBRATIONS)} "
+                             f"(got {self.calibrate})")
+        if self.calibrate not in ("auto", "none") and self.silence is not None:
             raise UsageError("--calibrate applies to a trained detector (--model); the "
                              "silence detector is already relative to each recording's floor")
         if self.events not in EVENTS:
@@ -97,9 +98,9 @@ class DetectParams:
         if self.clip_score not in ("auto", *CLIP_SCORES):
             raise UsageError(f"--clip-score must be auto, {', '.join(CLIP_SCORES)} (got "
                              f"{self.clip_score})")
-        if self.smooth < 0:
+        if self.smooth is not None and self.smooth < 0:
             raise UsageError(f"--smooth must be >= 0 windows (got {self.smooth})")
-        if self.how_events == "peaks" and (self.min_gap or self.min_duration):
+        if self.events == "peaks" and (self.min_gap or self.min_duration):
             raise UsageError("--min-gap and --min-duration shape merged events; with --events "
                              "peaks every event is --event-length long, --min-separation apart")
         if self.workers < 1:
@@ -122,6 +123,58 @@ class DetectParams:
         if self.events != "auto":
             return self.events
         return "frames" if self.silence is not None and self.threshold is None else "merge"
+
+    @property
+    def smooth_windows(self) -> int:
+        """``--smooth`` resolved: 0 unless given (the recipe sets it, :func:`model_defaults`)."""
+        return 0 if self.smooth is None else int(self.smooth)
+
+
+#: The detection recipe ``--calibrate auto`` / ``--events auto`` give a probe on long
+#: recordings: log-odds scaled by the trace's own peaks, one event around each peak of the
+#: trace smoothed over 2 * SMOOTH_PEAKS + 1 windows (measured best on the MERIDIAN up-calls
+#: and on killer whale calls in 5-minute real backgrounds: benchmarks/README.md).
+RECIPE_CALIBRATION = "peaks"
+SMOOTH_PEAKS = 2
+
+
+def model_defaults(p: DetectParams, durations_s, model_params: dict,
+                   note=None) -> DetectParams:
+    """``p`` with a model's ``auto`` settings resolved (the silence detector's are left
+    alone). On long recordings (median over :data:`wsd.metrics.detection.CLIP_SECONDS`),
+    when nothing asks otherwise (no ``--threshold``, ``--min-gap``, ``--min-duration``,
+    explicit ``--events`` or ``--calibrate``) and the model recorded a threshold on that
+    scale (probes trained on positives in two recordings or more): the recipe,
+    ``--calibrate peaks --events peaks --smooth 2``; otherwise no calibration and merged
+    windows, as for clips. ``--event-length`` defaults to the median length of the events
+    the probe was trained on (``event_length_s``), else (later) a window's span. ``note``
+    (a callable) hears why the recipe was not taken on long recordings."""
+    import dataclasses
+
+    from wsd.metrics.detection import clip_score_for
+
+    if p.model is None:
+        return p
+    long = clip_score_for("auto", durations_s) == "max"
+    free = (p.threshold is None and not p.min_gap and not p.min_duration
+            and p.events == "auto" and p.calibrate == "auto")
+    thr = model_params.get(f"threshold_{RECIPE_CALIBRATION}")
+    has = thr is not None and math.isfinite(float(thr))
+    recipe = long and free and has
+    if long and free and not has and note is not None:
+        note("this model records no threshold on the peaks scale (a probe trained on "
+             "positives in two recordings or more does): windows merged into events, "
+             "not calibrated")
+    changes = {}
+    if p.calibrate == "auto":
+        changes["calibrate"] = RECIPE_CALIBRATION if recipe else "none"
+    if p.events == "auto":
+        changes["events"] = "peaks" if recipe else "merge"
+    if p.smooth is None:
+        changes["smooth"] = SMOOTH_PEAKS if recipe else 0
+    if p.event_length is None and model_params.get("event_length_s"):
+        changes["event_length"] = float(model_params["event_length_s"])
+    return dataclasses.replace(p, **changes)
 
 
 class _Rows:
@@ -227,6 +280,9 @@ def run_detect(windows, out, p: DetectParams, history: list[str], *, force: bool
         pos_label = check_binary(info, p.model)
     with output_lock(out), open_file(windows, ("windows", "embeddings")) as f, \
             contextlib.ExitStack() as stack:
+        if info is not None:
+            p = model_defaults(p, f.sources.get("duration_s", []), info["params"],
+                               progress.note)
         if f.kind == "embeddings":
             return _detect_embeddings(f, out, p, info, pos_label, history, force, progress)
         folder = stack.enter_context(ShardFolder(out).working())
@@ -425,7 +481,7 @@ def event_params(p: DetectParams, f) -> dict:
     peaks = peak_params(p, f)
     if peaks is not None:
         d.update(event_length=peaks["length_s"], min_separation=peaks["min_separation_s"],
-                 smooth=p.smooth)
+                 smooth=p.smooth_windows)
     return d
 
 
@@ -441,7 +497,8 @@ def peak_params(p: DetectParams, f) -> dict | None:
     window_s = ((int(spec["frames"]) - 1) * int(spec["hop_length"]) + int(spec["n_fft"])) / sr
     length = p.event_length if p.event_length is not None else window_s
     sep = p.min_separation if p.min_separation is not None else length
-    return {"length_s": float(length), "min_separation_s": float(sep), "smooth": p.smooth}
+    return {"length_s": float(length), "min_separation_s": float(sep),
+            "smooth": p.smooth_windows}
 
 
 def write_detections(w, f, score, positive, threshold, min_gap_s, min_duration_s,

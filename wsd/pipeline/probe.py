@@ -85,6 +85,11 @@ def train_probe(emb_path: str, p: TrainParams, *, out: Path, history_lines: list
               "threshold": thr, "val_metrics": val, **enc}
     for name, t in (thr_cal or {}).items():  # detect --calibrate recording | peaks
         params[f"threshold_{name}"] = t
+    if labels is not None:  # detect --events peaks: events as long as the labelled ones
+        lengths = [b - a for path in sources["path"] for a, b, name in labels.for_file(path)
+                   if name == p.positive and b > a]
+        if lengths:
+            params["event_length_s"] = float(np.median(lengths))
     with atomic_output(out, force=True) as tmp:
         save_model(tmp, arch="linear", config=probe.config, state_dict=probe.state_dict(),
                    spectrogram=spec, norm={"mean": 0.0, "std": 1.0}, params=params,
