@@ -570,3 +570,27 @@ def test_band_spread_and_a_sound_that_fills_its_band():
     plain = detect_silence(w, FREQS, sid, st, SilenceParams(band_spread=False), hop_s=HOP_S)
     assert not d.active.reshape(-1)[tone].any()
     assert plain.active.reshape(-1)[tone].all()
+
+
+def test_band_scale_of_a_sample_of_windows(monkeypatch):
+    """band_scale by hand: the 90th minus the 10th percentile of each bin's excess over its
+    floor, over evenly spaced non-overlapping windows (here 2 of 24, read one by one as a
+    long recording's sample is), every 4th frame; the typical (median) spread over it."""
+    from wsd.dsp import silence as S
+
+    monkeypatch.setattr(S, "SPREAD_WINDOWS", 2)
+    rng = np.random.default_rng(15)
+    spec = noise(N_WIN * F, -80.0, rng)
+    spec[:, 10:20] += 6.0 * rng.standard_normal((N_WIN * F, 10))  # a swinging band
+    w = as_windows(spec)
+    st = np.arange(N_WIN) * F * HOP_S
+    sid = np.zeros(N_WIN, int)
+    floor = S.bin_floor(S.window_floor(w), sid, st, 30.0)
+    got = S.band_scale(w, FREQS, floor, sid, st, SilenceParams(), HOP_S)
+    picked = [0, 23]
+    x = np.concatenate([(w[i] - floor[i])[::4] for i in picked])
+    spread = np.percentile(x, 90, axis=0) - np.percentile(x, 10, axis=0)
+    want = np.median(spread) / np.maximum(spread, 3.0)
+    np.testing.assert_allclose(got, np.broadcast_to(np.maximum(want, 1 / 3), got.shape),
+                               rtol=1e-5)
+    assert got[0, 10:20].mean() < 0.8 < np.median(got[0])

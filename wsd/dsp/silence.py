@@ -235,7 +235,12 @@ def band_scale(windows_db: np.ndarray, freqs: np.ndarray, floor: np.ndarray | No
         sel = np.flatnonzero(picked[lo:lo + _CHUNK_WINDOWS])
         if not sel.size:
             continue
-        x = np.asarray(windows_db[lo:lo + _CHUNK_WINDOWS], np.float32)[sel][:, ::SPREAD_FRAME_STEP]
+        if sel.size * 8 >= min(_CHUNK_WINDOWS, n - lo):  # many: read the chunk once
+            x = np.asarray(windows_db[lo:lo + _CHUNK_WINDOWS], np.float32)[sel]
+        else:  # few (a long recording's sample): read those windows alone
+            x = np.concatenate([np.asarray(windows_db[lo + i:lo + i + 1], np.float32)
+                                for i in sel])
+        x = x[:, ::SPREAD_FRAME_STEP]
         if floor is not None:
             x = x - np.asarray(floor[lo + sel], np.float32)[:, None, :]
         for rec in np.unique(source_id[lo + sel]):
