@@ -60,8 +60,9 @@ def search_cmd(
                                "the other; undoes hubs, recordings near everything); mp+qe, "
                                "then each query's distances averaged with those of its "
                                "nearest archive recording other than itself (query "
-                               "expansion); none. Archive statistics from up to 512 archive "
-                               "recordings (seeded sample beyond). auto: mp+qe (measured "
+                               "expansion); none. Archive statistics from the distances of up "
+                               "to 64 archive recordings (a seeded sample) to the archive: "
+                               "for one query, up to 64 times its own cost. auto: mp+qe (measured "
                                "better on both call-type sets: benchmarks/README.md)."),
     index: Optional[Path] = typer.Option(None, "--index", help="An index from wsd index "
                                          "(approximate, for archives too large for exact "

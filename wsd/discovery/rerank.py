@@ -47,8 +47,11 @@ RERANKS = ("auto", "none", "mp", "mp+qe")
 EXPAND_K = 1
 #: Fewer items than this are left as they are.
 MIN_ITEMS = 4
-#: ``search``: archive recordings each archive recording's statistics are taken over, at most.
-STATS_SAMPLE = 512
+#: ``search``: archive recordings each archive recording's statistics are taken over, at most
+#: (a seeded sample beyond). Measured on the call-type sets (query by example, every clip a
+#: query): 64 gave mAP 0.578 and 0.747 against 0.582 and 0.747 with all of them, 16 0.571
+#: and 0.743; each costs its distances to the whole archive.
+STATS_SAMPLE = 64
 
 
 def _square(d: np.ndarray) -> np.ndarray:

@@ -325,6 +325,10 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) ->
         return ([seqs[i] for i in idx], None if pb is None else pb[idx],
                 None if frames is None else [frames[i] for i in idx])
 
+    if len(sample) > len(queries):
+        progress.note(f"re-ranking ({rerank}): the distances of {len(sample)} archive "
+                      f"recordings to the archive too, {len(sample) / len(queries):.0f}x the "
+                      "queries' own (--rerank none skips them)")
     total = (len(queries) + len(sample)) * n
     with progress.task("searching", total, "pairs") as advance:
         q_cos, q_dtw = parts_of(queries.vectors, pa, qframes)
