@@ -141,10 +141,14 @@ def cluster_condensed(condensed: np.ndarray, method: str = "complete",
     m = int(round((1 + np.sqrt(1 + 8 * len(condensed))) / 2))
     _check_cut(method, n_clusters, distance_threshold, m)
     if rerank != "none":
-        from wsd.discovery.rerank import rerank as rerank_matrix
+        from wsd.discovery.rerank import rerank_inplace
 
-        condensed = squareform(rerank_matrix(squareform(condensed, checks=False), rerank),
-                               checks=False)
+        square = squareform(condensed, checks=False)
+        if not np.all(np.isfinite(square)):
+            raise BadInputError("the distance matrix holds NaN or infinite values")
+        rerank_inplace(square, rerank)
+        condensed = squareform(square, checks=False)
+        del square
     z = linkage(condensed, method=method)
     if n_clusters is not None:
         raw = fcluster(z, t=int(n_clusters), criterion="maxclust")

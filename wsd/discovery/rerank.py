@@ -63,23 +63,43 @@ def _square(d: np.ndarray) -> np.ndarray:
     return d
 
 
+#: Rows at a time of the in-place passes (bounded temporaries).
+_CHUNK = 1024
+
+
 def mutual_proximity(distance: np.ndarray) -> np.ndarray:
     """Gaussian mutual proximity of a symmetric ``(n, n)`` distance matrix (diagonal 0):
     ``(n, n)`` float64 in [0, 1], diagonal 0. Each row's mean and standard deviation are
     over its ``n - 1`` off-diagonal entries; a row whose entries are all equal gets a tiny
-    spread (its neighbours then tie)."""
+    spread (its neighbours then tie). The log-probabilities are held in float32 (one
+    ``(n, n)`` float32 array beside the matrix), so values agree with float64 to about 1e-7."""
+    d = _square(distance).copy()
+    if len(d) >= MIN_ITEMS:
+        _mp_inplace(d)
+    return d
+
+
+def _mp_inplace(d: np.ndarray) -> None:
+    """:func:`mutual_proximity` written over ``d`` (float64, square, n >= MIN_ITEMS)."""
     from scipy.special import log_ndtr
 
-    d = _square(distance)
     n = len(d)
-    if n < MIN_ITEMS:
-        return d.copy()
-    mu, sd = row_stats(d, ~np.eye(n, dtype=bool))
-    z = (mu[:, None] - d) / sd[:, None]  # z[i, j]: how far below i's typical distance
-    la = log_ndtr(z)  # log P(X_i > d_ij)
-    out = -np.expm1(la + la.T)
-    np.fill_diagonal(out, 0.0)
-    return out
+    mu = np.empty(n)
+    sd = np.empty(n)
+    for a in range(0, n, _CHUNK):
+        blk = d[a:a + _CHUNK]
+        keep = np.ones(blk.shape, bool)
+        keep[np.arange(len(blk)), a + np.arange(len(blk))] = False
+        mu[a:a + _CHUNK], sd[a:a + _CHUNK] = row_stats(blk, keep)
+    la = np.empty((n, n), np.float32)  # log P(X_i > d_ij): how far below i's typical distance
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        la[a:b] = log_ndtr((mu[a:b, None] - d[a:b]) / sd[a:b, None])
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        d[a:b] = -np.expm1(la[a:b].astype(np.float64) + la[:, a:b].T)
+    del la
+    np.fill_diagonal(d, 0.0)
 
 
 def row_stats(d: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,25 +157,39 @@ def rerank_cross(dq: np.ndarray, mu_a: np.ndarray, sd_a: np.ndarray, how: str, r
 
 def expand(distance: np.ndarray, k: int = EXPAND_K) -> np.ndarray:
     """Average query expansion: row i becomes the mean of the rows of i and its ``k`` nearest
-    other items, then the matrix is symmetrised ``(r + r.T) / 2``; diagonal 0."""
-    d = _square(distance)
-    n = len(d)
+    other items, then the matrix is symmetrised ``(r + r.T) / 2``; diagonal 0. The averaged
+    rows are held in float32 (one ``(n, n)`` float32 array beside the matrix)."""
     if k < 0:
         raise UsageError(f"query expansion needs k >= 0 neighbours (got {k})")
+    d = _square(distance).copy()
+    if len(d) >= MIN_ITEMS:
+        _expand_inplace(d, k)
+    return d
+
+
+def _expand_inplace(d: np.ndarray, k: int) -> None:
+    """:func:`expand` written over ``d`` (float64, square, n >= MIN_ITEMS)."""
+    n = len(d)
     k = min(int(k), n - 1)
-    if k == 0 or n < MIN_ITEMS:
-        return d.copy()
-    masked = d.copy()
-    np.fill_diagonal(masked, np.inf)
-    nn = np.argsort(masked, axis=1, kind="stable")[:, :k]
-    del masked
-    r = d.copy()
-    for c in range(k):
-        r += d[nn[:, c]]
-    r /= k + 1
-    out = (r + r.T) / 2
-    np.fill_diagonal(out, 0.0)
-    return out
+    if k == 0:
+        return
+    nn = np.empty((n, k), np.int64)
+    for a in range(0, n, _CHUNK):
+        blk = d[a:a + _CHUNK].copy()
+        blk[np.arange(len(blk)), a + np.arange(len(blk))] = np.inf
+        nn[a:a + _CHUNK] = np.argsort(blk, axis=1, kind="stable")[:, :k]
+    r = np.empty((n, n), np.float32)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        acc = d[a:b].copy()
+        for c in range(k):
+            acc += d[nn[a:b, c]]
+        r[a:b] = acc / (k + 1)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        d[a:b] = (r[a:b].astype(np.float64) + r[:, a:b].T) / 2
+    del r
+    np.fill_diagonal(d, 0.0)
 
 
 def rerank(distance: np.ndarray, how: str) -> np.ndarray:
@@ -163,8 +197,19 @@ def rerank(distance: np.ndarray, how: str) -> np.ndarray:
     (:func:`mutual_proximity` then :func:`expand` with :data:`EXPAND_K` neighbours)."""
     if how not in RERANKS[1:]:
         raise UsageError(f"re-ranking must be one of {', '.join(RERANKS[1:])} (got {how})")
-    d = _square(distance)
-    if how == "none":
-        return d.copy()
-    d = mutual_proximity(d)
-    return expand(d) if how == "mp+qe" else d
+    d = _square(distance).copy()
+    rerank_inplace(d, how)
+    return d
+
+
+def rerank_inplace(d: np.ndarray, how: str) -> None:
+    """:func:`rerank` written over ``d`` (a float64 square matrix), for callers that hold
+    the matrix anyway (``wsd cluster``): beside it, one ``(n, n)`` float32 array at a time,
+    and row chunks."""
+    if how not in RERANKS[1:]:
+        raise UsageError(f"re-ranking must be one of {', '.join(RERANKS[1:])} (got {how})")
+    if how == "none" or len(d) < MIN_ITEMS:
+        return
+    _mp_inplace(d)
+    if how == "mp+qe":
+        _expand_inplace(d, EXPAND_K)
