@@ -594,3 +594,31 @@ def test_band_scale_of_a_sample_of_windows(monkeypatch):
     np.testing.assert_allclose(got, np.broadcast_to(np.maximum(want, 1 / 3), got.shape),
                                rtol=1e-5)
     assert got[0, 10:20].mean() < 0.8 < np.median(got[0])
+
+
+@pytest.mark.parametrize("chunk", [4096, 5])
+def test_band_spread_per_recording_in_any_row_order(chunk, monkeypatch):
+    """Each recording's spread is its own, whatever the order of the rows and however the
+    rows are read (chunks of 5 windows: recordings finished as the chunks pass them)."""
+    from wsd.dsp import silence as S
+
+    monkeypatch.setattr(S, "_CHUNK_WINDOWS", chunk)
+    rng = np.random.default_rng(16)
+    recs = []
+    for k in range(3):
+        spec = noise(N_WIN * F, -80.0 + 10 * k, rng)
+        on, (lo, hi, db) = _swinging_band(N_WIN * F, rng)
+        spec[on, lo:hi] += db * (k + 1) / 2
+        recs.append(as_windows(spec))
+    st = np.arange(N_WIN) * F * HOP_S
+    alone = [detect_silence(w, FREQS, np.zeros(N_WIN, int), st, SilenceParams(),
+                            hop_s=HOP_S).active for w in recs]
+    w = np.concatenate(recs)
+    sid = np.repeat([0, 1, 2], N_WIN)
+    for order in (np.arange(3 * N_WIN), np.random.default_rng(17).permutation(3 * N_WIN)):
+        d = detect_silence(w[order], FREQS, sid[order], np.tile(st, 3)[order],
+                           SilenceParams(), hop_s=HOP_S)
+        active = np.empty_like(d.active)
+        active[order] = d.active
+        for k in range(3):
+            np.testing.assert_array_equal(active[sid == k], alone[k])

@@ -217,7 +217,8 @@ def band_scale(windows_db: np.ndarray, freqs: np.ndarray, floor: np.ndarray | No
 
     The spread is taken over up to :data:`SPREAD_WINDOWS` evenly spaced windows of each
     recording that do not overlap (:func:`_tiling`; ``hop_s``: the frame hop, as for
-    :func:`decide`), every :data:`SPREAD_FRAME_STEP`-th frame (read a chunk at a time).
+    :func:`decide`), every :data:`SPREAD_FRAME_STEP`-th frame (read a chunk at a time; a
+    recording's samples are let go once the chunks have passed its last window).
     """
     n, frames, bins = windows_db.shape
     source_id = np.asarray(source_id)
@@ -230,8 +231,27 @@ def band_scale(windows_db: np.ndarray, freqs: np.ndarray, floor: np.ndarray | No
         take = np.unique(np.linspace(0, len(tiles) - 1, min(len(tiles), SPREAD_WINDOWS))
                          .round().astype(np.int64))
         picked[idx[tiles[take]]] = True
+    band = _band(np.asarray(freqs, np.float64), params)
+    out = np.ones((n, bins), np.float32)
+    rows = {int(rec): idx for rec, idx in groups}
+    last = sorted((int(idx.max()), int(rec)) for rec, idx in groups)
     values: dict[int, list] = {}
+
+    def finish(rec: int) -> None:  # the recording's factors, and its samples freed
+        v = np.concatenate(values.pop(rec))
+        lo_p, hi_p = np.percentile(v, SPREAD_PERCENTILES, axis=0)
+        spread = hi_p - lo_p
+        ref = float(np.median(spread[band]))
+        factor = max(ref, params.min_spread_db) / np.maximum(spread, params.min_spread_db)
+        out[rows[rec]] = np.maximum(factor, 1.0 / MAX_ATTENUATION).astype(np.float32)
+
+    done = 0
     for lo in range(0, n, _CHUNK_WINDOWS):
+        # recordings whose windows all lie before this chunk: done (bounded memory when, as
+        # wsd slice writes them, each recording's windows are together)
+        while done < len(last) and last[done][0] < lo:
+            finish(last[done][1])
+            done += 1
         sel = np.flatnonzero(picked[lo:lo + _CHUNK_WINDOWS])
         if not sel.size:
             continue
@@ -246,15 +266,8 @@ def band_scale(windows_db: np.ndarray, freqs: np.ndarray, floor: np.ndarray | No
         for rec in np.unique(source_id[lo + sel]):
             values.setdefault(int(rec), []).append(
                 x[source_id[lo + sel] == rec].reshape(-1, bins))
-    band = _band(np.asarray(freqs, np.float64), params)
-    out = np.ones((n, bins), np.float32)
-    for rec, idx in groups:
-        v = np.concatenate(values[int(rec)])
-        lo_p, hi_p = np.percentile(v, SPREAD_PERCENTILES, axis=0)
-        spread = hi_p - lo_p
-        ref = float(np.median(spread[band]))
-        factor = max(ref, params.min_spread_db) / np.maximum(spread, params.min_spread_db)
-        out[idx] = np.maximum(factor, 1.0 / MAX_ATTENUATION).astype(np.float32)
+    for _, rec in last[done:]:
+        finish(rec)
     return out
 
 
