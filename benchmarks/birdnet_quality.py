@@ -154,6 +154,9 @@ def calltypes(dataset: str, enc, work: Path, which: str, lowpass: float | None) 
     for kind in ("centred", "chunk mean"):
         rows[f"**BirdNET {kind}, z-scored cosine**"] = Q._scores(Q._cos(Q._z(e[kind])), y, True)
         rows[f"BirdNET {kind}, cosine"] = Q._scores(Q._cos(e[kind]), y, True)
+    # re-ranked as wsd cluster re-ranks its matrices by default (--rerank mp+qe)
+    rows["BirdNET centred, z-scored cosine, re-ranked (mp+qe)"] = \
+        Q._scores(Q._rerank(Q._cos(Q._z(e["centred"]))), y, False)
     if lowpass:  # a control: the clips' native rates differ (22.05-44.1 kHz)
         lp = clip_embeddings(files, enc, lowpass)
         rows[f"BirdNET centred, z-scored cosine, clips low-passed at {lowpass:g} Hz"] = \
