@@ -355,9 +355,10 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) ->
                 return one(*parts_of(*pick([j])))[0]
 
             paths = e.sources["path"]
-            same = np.array([[queries.path[qi] == str(paths[sid[j]])
-                              and queries.start_s[qi] < b[j] and a[j] < queries.end_s[qi]
-                              for j in range(n)] for qi in range(len(queries))], bool)
+            qpath = np.asarray(queries.path, dtype=object)[:, None]
+            apath = np.asarray([str(paths[s_]) for s_ in sid], dtype=object)[None, :]
+            same = ((qpath == apath) & (np.asarray(queries.start_s)[:, None] < b[None, :])
+                    & (a[None, :] < np.asarray(queries.end_s)[:, None]))
             score = -rerank_cross(one(q_cos, q_dtw), mu_a, sd_a, rerank, row, same)
     hits = Hits(rerank=rerank)
     for qi in range(len(queries)):
