@@ -184,6 +184,14 @@ SPREAD_FRAME_STEP = 4
 MAX_ATTENUATION = 3.0
 
 
+def _window_step(start: np.ndarray) -> float:
+    """The smallest positive step between a recording's window starts (s), taken as one
+    window when the frame hop is not known (1.0 when every start is the same)."""
+    steps = np.diff(start)
+    positive = steps[steps > 0]
+    return float(positive.min()) if positive.size else 1.0
+
+
 def _tiling(start: np.ndarray, length: float | None) -> np.ndarray:
     """Positions (into ``start``, ascending times) of windows that tile a recording without
     overlapping: the first, then each next one starting at least a window ``length`` (s)
@@ -193,9 +201,7 @@ def _tiling(start: np.ndarray, length: float | None) -> np.ndarray:
     if start.size == 1:
         return np.zeros(1, np.int64)
     if length is None:
-        steps = np.diff(start)
-        positive = steps[steps > 0]
-        length = float(positive.min()) if positive.size else 1.0
+        length = _window_step(start)
     out, i = [], 0
     eps = 1e-6 * length
     while i < start.size:
@@ -346,9 +352,7 @@ def _grid_positions(start: np.ndarray, hop: float | None, frames: int) -> np.nda
     if start.size == 1:
         return np.zeros(1, dtype=np.int64)
     if hop is None:  # assume windows were cut every `frames` frames (the default step)
-        steps = np.diff(start)
-        positive = steps[steps > 0]
-        hop = positive.min() / frames if positive.size else 1.0
+        hop = _window_step(start) / frames
     k = np.rint((start - start[0]) / hop).astype(np.int64)
     dk = np.minimum(np.diff(k), 2 * frames + 1)
     return np.concatenate([[0], np.cumsum(dk)])

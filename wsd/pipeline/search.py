@@ -311,8 +311,9 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) ->
                                       queries.end_s, windows[1])
 
     def parts_of(left_vectors, left_pooled, left_frames):
-        """Raw distances of some sequences to the whole archive, as (pooled cosine, frame
-        DTW) for fused, else one matrix."""
+        """Raw distances of some sequences to the whole archive: (main, frames), main the
+        pooled cosine distance (pooled, fused) or the DTW (dtw), frames the frames' DTW
+        (fused) or None."""
         if match == "pooled":
             return np.clip(1.0 - left_pooled @ pb.T, 0.0, None), None
         if match == "dtw":
@@ -331,21 +332,21 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) ->
                       "queries' own (--rerank none skips them)")
     total = (len(queries) + len(sample)) * n
     with progress.task("searching", total, "pairs") as advance:
-        q_cos, q_dtw = parts_of(queries.vectors, pa, qframes)
+        q_main, q_frames = parts_of(queries.vectors, pa, qframes)
         advance(len(queries) * n)
         if rerank == "none":  # the scores as before re-ranking: cosine, -DTW, -fused
-            score = (-fuse(q_cos, q_dtw) if match == "fused" else
-                     pa @ pb.T if match == "pooled" else -q_cos)
+            score = (-fuse(q_main, q_frames) if match == "fused" else
+                     pa @ pb.T if match == "pooled" else -q_main)
         else:
             from wsd.discovery.rerank import rerank_cross, row_stats
 
-            a_cos, a_dtw = parts_of(*pick(sample))
+            a_main, a_frames = parts_of(*pick(sample))
             advance(len(sample) * n)
             self_pairs = sample[:, None] == np.arange(n)[None, :]
-            scales = fuse_scales(a_cos, a_dtw, ~self_pairs) if match == "fused" else None
+            scales = fuse_scales(a_main, a_frames, ~self_pairs) if match == "fused" else None
             one = ((lambda c, d_: fuse(c, d_, scales=scales)) if match == "fused"
                    else (lambda c, d_: c))
-            d_arch = one(a_cos, a_dtw)  # (sample, n): each archive recording's column
+            d_arch = one(a_main, a_frames)  # (sample, n): each archive recording's column
             mu_a, sd_a = row_stats(d_arch.T, ~self_pairs.T)
             in_sample = {int(j): k for k, j in enumerate(sample)}
 
@@ -359,7 +360,7 @@ def _per_file_search(e, queries, groups, match, p, mu, sd, progress, windows) ->
             apath = np.asarray([str(paths[s_]) for s_ in sid], dtype=object)[None, :]
             same = ((qpath == apath) & (np.asarray(queries.start_s)[:, None] < b[None, :])
                     & (a[None, :] < np.asarray(queries.end_s)[:, None]))
-            score = -rerank_cross(one(q_cos, q_dtw), mu_a, sd_a, rerank, row, same)
+            score = -rerank_cross(one(q_main, q_frames), mu_a, sd_a, rerank, row, same)
     hits = Hits(rerank=rerank)
     for qi in range(len(queries)):
         top = np.argsort(-score[qi], kind="stable")[:p.k]
